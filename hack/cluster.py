@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""The test cluster: `up`, `down` and `status` for the local cluster (host processes) or kind.
+
+  cluster.py up|down|status [--cluster local|kind]
+
+Both write `.cluster/env`; sourcing it sets KUBECONFIG and puts a kubectl matching the server first
+on PATH. Errors are one line on stderr with exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from images import WEB_REPOSITORY, WEB_VERSIONS, build_all, load_archive  # noqa: E402
+from local_cluster.host import ClusterError  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+CLUSTER_DIR = REPO / ".cluster"
+KIND_NAME = os.environ.get("KIND_CLUSTER_NAME", "vmrole")
+
+
+def binaries() -> Path:
+    """Builds (or finds cached) Kubernetes binaries; the path of their directory."""
+    if shutil.which("go") is None and not any((Path.home() / ".cache/vmrole-operator/bin").glob("k8s-*")):
+        raise ClusterError("go is not installed: it is needed once, to build the Kubernetes binaries")
+    out = subprocess.run(["bash", str(REPO / "hack/build-binaries.sh")], stdout=subprocess.PIPE, text=True)
+    if out.returncode != 0:
+        raise ClusterError("building the Kubernetes binaries failed (see the output above)")
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def load_test_images(containerd: str | None = None, kind: str | None = None) -> None:
+    for version, path in zip(WEB_VERSIONS, build_all(CLUSTER_DIR / "images"), strict=True):
+        pinned = load_archive(path.read_bytes(), f"{WEB_REPOSITORY}:{version}", containerd, kind)
+        print(f"loaded {WEB_REPOSITORY}:{version} ({pinned})")
+
+
+def local(verb: str) -> int:
+    if os.uname().sysname != "Linux":
+        raise ClusterError("the local cluster runs only on Linux; use CLUSTER=kind elsewhere")
+    if os.geteuid() != 0:
+        raise ClusterError("the local cluster needs root (it runs containerd, kubelet and kube-proxy)")
+    from local_cluster.launcher import LocalCluster  # noqa: PLC0415 - needs the checks above first
+
+    cluster = LocalCluster(CLUSTER_DIR, binaries() if verb == "up" else Path("/nonexistent"))
+    if verb == "up":
+        already = cluster.healthy()
+        cluster.up()
+        if not already:
+            load_test_images(containerd=str(cluster.layout.containerd_socket))
+        return 0
+    if verb == "down":
+        cluster.down()
+        return 0
+    cluster.bin_dir = binaries()
+    return 0 if cluster.status() else 1
+
+
+def kind(verb: str) -> int:
+    if shutil.which("kind") is None or shutil.which("docker") is None:
+        raise ClusterError("CLUSTER=kind needs `kind` and a running Docker engine")
+    CLUSTER_DIR.mkdir(exist_ok=True)
+    kubeconfig = CLUSTER_DIR / "kubeconfig"
+    exists = KIND_NAME in subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True).stdout.split()
+    if verb == "up":
+        if not exists:
+            subprocess.run(["kind", "create", "cluster", "--name", KIND_NAME, "--kubeconfig", str(kubeconfig),
+                            "--wait", "120s"], check=True)
+            load_test_images(kind=KIND_NAME)
+        else:
+            subprocess.run(["kind", "export", "kubeconfig", "--name", KIND_NAME, "--kubeconfig", str(kubeconfig)],
+                           check=True)
+        kubectl_dir = binaries().as_posix() if shutil.which("go") else os.path.dirname(shutil.which("kubectl") or "")
+        (CLUSTER_DIR / "env").write_text(
+            f"export KUBECONFIG={kubeconfig}\nexport PATH={kubectl_dir}:$PATH\nexport VMROLE_CLUSTER=kind\n"
+            f"export KIND_CLUSTER_NAME={KIND_NAME}\n")
+        print(f"kind cluster {KIND_NAME} up; source {CLUSTER_DIR / 'env'}")
+        return 0
+    if verb == "down":
+        if exists:
+            subprocess.run(["kind", "delete", "cluster", "--name", KIND_NAME], check=True)
+        for f in ("env", "kubeconfig"):
+            (CLUSTER_DIR / f).unlink(missing_ok=True)
+        return 0
+    return subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), "get", "nodes", "-o", "wide"]).returncode
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("verb", choices=["up", "down", "status"])
+    parser.add_argument("--cluster", default=os.environ.get("CLUSTER", "local"), choices=["local", "kind"])
+    args = parser.parse_args()
+    try:
+        return local(args.verb) if args.cluster == "local" else kind(args.verb)
+    except ClusterError as e:
+        print(f"cluster: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cluster: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
