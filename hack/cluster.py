@@ -28,7 +28,9 @@ KIND_NAME = os.environ.get("KIND_CLUSTER_NAME", "vmrole")
 
 def binaries() -> Path:
     """Builds (or finds cached) Kubernetes binaries; the path of their directory."""
-    if shutil.which("go") is None and not any((Path.home() / ".cache/vmrole-operator/bin").glob("k8s-*")):
+    cache = Path(os.environ.get("VMROLE_CACHE") or
+                 Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vmrole-operator")
+    if shutil.which("go") is None and not any((cache / "bin").glob("k8s-*")):
         raise ClusterError("go is not installed: it is needed once, to build the Kubernetes binaries")
     out = subprocess.run(["bash", str(REPO / "hack/build-binaries.sh")], stdout=subprocess.PIPE, text=True)
     if out.returncode != 0:
@@ -51,10 +53,9 @@ def local(verb: str) -> int:
 
     cluster = LocalCluster(CLUSTER_DIR, binaries() if verb == "up" else Path("/nonexistent"))
     if verb == "up":
-        already = cluster.healthy()
         cluster.up()
-        if not already:
-            load_test_images(containerd=str(cluster.layout.containerd_socket))
+        # Cheap and idempotent; keeps the node's images in step with hack/images.py.
+        load_test_images(containerd=str(cluster.layout.containerd_socket))
         return 0
     if verb == "down":
         cluster.down()

@@ -1,0 +1,82 @@
+# vmrole-operator. `make run` and `make test` are the two entry points; see README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# local: a cluster of host processes built from source (default); kind: needs Docker;
+# external: the cluster in $KUBECONFIG, never started or stopped by make.
+CLUSTER ?= local
+# e2e tests run the operator as a local process; `incluster` targets a deployed operator.
+OPERATOR ?= local
+export CLUSTER OPERATOR
+
+# The virtualenv is made (once, cached outside the repo) on first use, and only when a target needs it.
+VENV_DIR = $(eval VENV_DIR := $$(shell bash hack/setup-host.sh || echo /setup-failed))$(VENV_DIR)
+PY = $(VENV_DIR)/bin/python
+export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/hack
+
+# Recipes that talk to the cluster source its env file (KUBECONFIG, matching kubectl on PATH).
+WITH_CLUSTER_ENV = if [ "$(CLUSTER)" != external ]; then source .cluster/env; fi;
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: setup
+setup: ## Install Debian packages and the Python virtualenv (no-op when present)
+	@test -x $(PY) || { echo "setup failed (see above)"; exit 1; }
+	@echo "python: $(PY)"
+
+.PHONY: binaries
+binaries: ## Build (or reuse cached) Kubernetes v1.34 and etcd binaries from source
+	@bash hack/build-binaries.sh
+
+.PHONY: cluster-up
+cluster-up: setup ## Start the test cluster (idempotent)
+	@if [ "$(CLUSTER)" = external ]; then echo "CLUSTER=external: using $$KUBECONFIG as it is"; \
+	else $(PY) hack/cluster.py up --cluster $(CLUSTER); fi
+
+.PHONY: cluster-down
+cluster-down: setup ## Stop the test cluster and remove everything it left on the host
+	@if [ "$(CLUSTER)" != external ]; then $(PY) hack/cluster.py down --cluster $(CLUSTER); fi
+
+.PHONY: cluster-status
+cluster-status: setup ## Show the test cluster's components and node
+	@$(PY) hack/cluster.py status --cluster $(CLUSTER)
+
+.PHONY: images
+images: setup ## Build the test golden images and load them into the cluster
+	@$(PY) hack/images.py build
+	@if [ "$(CLUSTER)" = kind ]; then $(PY) hack/images.py load --kind $${KIND_CLUSTER_NAME:-vmrole}; \
+	else $(PY) hack/images.py load --containerd $(CURDIR)/.cluster/containerd/containerd.sock; fi
+
+.PHONY: crds
+crds: setup ## Regenerate crds/ from the pydantic models
+	@$(PY) -m vmrole_operator.crd
+
+.PHONY: lint
+lint: setup ## ruff, mypy --strict, and the CRD drift check
+	@$(VENV_DIR)/bin/ruff check operator tests hack
+	@$(VENV_DIR)/bin/ruff format --check operator tests hack
+	@$(VENV_DIR)/bin/mypy
+	@$(PY) -m vmrole_operator.crd --check
+
+.PHONY: unit
+unit: setup ## Unit tests only (no cluster)
+	@$(PY) -m pytest tests/unit -q
+
+.PHONY: test
+test: setup ## Everything: lint, unit and e2e tests on a real cluster (CI=true also tears it down)
+	@status=0; \
+	$(MAKE) --no-print-directory lint || status=$$?; \
+	if [ $$status = 0 ]; then $(MAKE) --no-print-directory cluster-up || status=$$?; fi; \
+	if [ $$status = 0 ]; then ( $(WITH_CLUSTER_ENV) $(PY) -m pytest tests -v -rfEs --durations=15 ) || status=$$?; fi; \
+	if [ -n "$(CI)" ] && [ "$(CLUSTER)" != external ]; then $(MAKE) --no-print-directory cluster-down || true; fi; \
+	exit $$status
+
+.PHONY: run
+run: cluster-up ## Start the cluster, install the CRD, run the operator in the foreground, apply examples/web.yaml
+	@$(WITH_CLUSTER_ENV) kubectl apply --server-side -f crds/ && \
+	kubectl wait --for=condition=Established crd/vmroles.vmrole.dev --timeout=60s >/dev/null && \
+	( sleep 3; kubectl apply -f examples/web.yaml && \
+	  echo "applied examples/web.yaml; watch it with: source .cluster/env && kubectl get vmr -w" ) & \
+	$(WITH_CLUSTER_ENV) exec $(PY) -m vmrole_operator

@@ -1,0 +1,61 @@
+"""Fixtures for tests against a real cluster (the one in $KUBECONFIG; `make test` sets it up)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from .kube import Kube
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.timeout(420))
+
+
+@pytest.fixture(scope="session")
+def kube() -> Kube:
+    if not os.environ.get("KUBECONFIG"):
+        pytest.fail("e2e tests need a cluster: run them with `make test` (or set KUBECONFIG and CLUSTER=external)")
+    config.load_kube_config()
+    return Kube(client.ApiClient())
+
+
+@pytest.fixture
+def namespace(kube: Kube) -> Iterator[str]:
+    """A fresh namespace that enforces the `restricted` Pod Security Standard, like production ones."""
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    kube.core.create_namespace(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(
+                name=name,
+                labels={
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                    "vmrole.dev/e2e": "true",
+                },
+            )
+        )
+    )
+    kube.wait_for(lambda: kube.service_account_exists(name, "default"), 60, "default ServiceAccount")
+    yield name
+    kube.core.delete_namespace(name, propagation_policy="Background")
+
+
+def kubectl(*args: str, check: bool = True, timeout: float = 60, stdin: str | None = None) -> str:
+    result = subprocess.run(
+        ["kubectl", *args], capture_output=True, text=True, timeout=timeout, input=stdin, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
