@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from images import WEB_REPOSITORY, WEB_VERSIONS, build_all, load_archive  # noqa: E402
-from local_cluster.host import ClusterError  # noqa: E402
+from images import WEB_REPOSITORY, WEB_VERSIONS, build_all, load_archive
+from local_cluster.host import ClusterError
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER_DIR = REPO / ".cluster"
@@ -28,8 +28,10 @@ KIND_NAME = os.environ.get("KIND_CLUSTER_NAME", "vmrole")
 
 def binaries() -> Path:
     """Builds (or finds cached) Kubernetes binaries; the path of their directory."""
-    cache = Path(os.environ.get("VMROLE_CACHE") or
-                 Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vmrole-operator")
+    cache = Path(
+        os.environ.get("VMROLE_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vmrole-operator"
+    )
     if shutil.which("go") is None and not any((cache / "bin").glob("k8s-*")):
         raise ClusterError("go is not installed: it is needed once, to build the Kubernetes binaries")
     out = subprocess.run(["bash", str(REPO / "hack/build-binaries.sh")], stdout=subprocess.PIPE, text=True)
@@ -49,7 +51,7 @@ def local(verb: str) -> int:
         raise ClusterError("the local cluster runs only on Linux; use CLUSTER=kind elsewhere")
     if os.geteuid() != 0:
         raise ClusterError("the local cluster needs root (it runs containerd, kubelet and kube-proxy)")
-    from local_cluster.launcher import LocalCluster  # noqa: PLC0415 - needs the checks above first
+    from local_cluster.launcher import LocalCluster
 
     cluster = LocalCluster(CLUSTER_DIR, binaries() if verb == "up" else Path("/nonexistent"))
     if verb == "up":
@@ -69,19 +71,39 @@ def kind(verb: str) -> int:
         raise ClusterError("CLUSTER=kind needs `kind` and a running Docker engine")
     CLUSTER_DIR.mkdir(exist_ok=True)
     kubeconfig = CLUSTER_DIR / "kubeconfig"
-    exists = KIND_NAME in subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True).stdout.split()
+    exists = (
+        KIND_NAME
+        in subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True).stdout.split()
+    )
     if verb == "up":
         if not exists:
-            subprocess.run(["kind", "create", "cluster", "--name", KIND_NAME, "--kubeconfig", str(kubeconfig),
-                            "--wait", "120s"], check=True)
+            subprocess.run(
+                [
+                    "kind",
+                    "create",
+                    "cluster",
+                    "--name",
+                    KIND_NAME,
+                    "--kubeconfig",
+                    str(kubeconfig),
+                    "--wait",
+                    "120s",
+                ],
+                check=True,
+            )
             load_test_images(kind=KIND_NAME)
         else:
-            subprocess.run(["kind", "export", "kubeconfig", "--name", KIND_NAME, "--kubeconfig", str(kubeconfig)],
-                           check=True)
-        kubectl_dir = binaries().as_posix() if shutil.which("go") else os.path.dirname(shutil.which("kubectl") or "")
+            subprocess.run(
+                ["kind", "export", "kubeconfig", "--name", KIND_NAME, "--kubeconfig", str(kubeconfig)],
+                check=True,
+            )
+        kubectl_dir = (
+            binaries().as_posix() if shutil.which("go") else os.path.dirname(shutil.which("kubectl") or "")
+        )
         (CLUSTER_DIR / "env").write_text(
             f"export KUBECONFIG={kubeconfig}\nexport PATH={kubectl_dir}:$PATH\nexport VMROLE_CLUSTER=kind\n"
-            f"export KIND_CLUSTER_NAME={KIND_NAME}\n")
+            f"export KIND_CLUSTER_NAME={KIND_NAME}\n"
+        )
         print(f"kind cluster {KIND_NAME} up; source {CLUSTER_DIR / 'env'}")
         return 0
     if verb == "down":
@@ -90,11 +112,15 @@ def kind(verb: str) -> int:
         for f in ("env", "kubeconfig"):
             (CLUSTER_DIR / f).unlink(missing_ok=True)
         return 0
-    return subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), "get", "nodes", "-o", "wide"]).returncode
+    return subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), "get", "nodes", "-o", "wide"]
+    ).returncode
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("verb", choices=["up", "down", "status"])
     parser.add_argument("--cluster", default=os.environ.get("CLUSTER", "local"), choices=["local", "kind"])
     args = parser.parse_args()

@@ -26,8 +26,32 @@ from pathlib import Path
 BUSYBOX = Path("/bin/busybox")
 WEB_REPOSITORY = "localhost/vmrole-test/web"
 WEB_VERSIONS = ("1", "2")
-APPLETS = ("sh", "httpd", "sleep", "cat", "echo", "ls", "kill", "wget", "nc", "touch", "rm", "mkdir", "cp",
-           "id", "env", "printf", "test", "true", "false", "ps", "grep", "date", "hostname", "mount")
+APPLETS = (
+    "sh",
+    "httpd",
+    "sleep",
+    "cat",
+    "echo",
+    "ls",
+    "kill",
+    "wget",
+    "nc",
+    "touch",
+    "rm",
+    "mkdir",
+    "cp",
+    "id",
+    "env",
+    "printf",
+    "test",
+    "true",
+    "false",
+    "ps",
+    "grep",
+    "date",
+    "hostname",
+    "mount",
+)
 SERVE_SCRIPT = """#!/bin/sh
 # Auto-start services of the test golden image: come up after START_DELAY seconds, serve /www on 8080.
 trap 'kill -TERM "$child" 2>/dev/null; wait "$child"; exit 0' TERM INT
@@ -39,8 +63,14 @@ wait "$child"
 """
 
 
-def _tar_entry(name: str, *, data: bytes | None = None, mode: int = 0o644, link: str | None = None,
-               directory: bool = False) -> tuple[tarfile.TarInfo, bytes | None]:
+def _tar_entry(
+    name: str,
+    *,
+    data: bytes | None = None,
+    mode: int = 0o644,
+    link: str | None = None,
+    directory: bool = False,
+) -> tuple[tarfile.TarInfo, bytes | None]:
     info = tarfile.TarInfo(name)
     info.mtime = 0
     info.uid = info.gid = 0
@@ -101,12 +131,14 @@ def build_image_archive(
     config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
     layer_name = diff_id.removeprefix("sha256:") + "/layer.tar"
     manifest = [{"Config": config_name, "RepoTags": [ref], "Layers": [layer_name]}]
-    return _tar([
-        _tar_entry(config_name, data=config_bytes),
-        _tar_entry(layer_name.split("/")[0] + "/", directory=True),
-        _tar_entry(layer_name, data=layer),
-        _tar_entry("manifest.json", data=json.dumps(manifest).encode()),
-    ])
+    return _tar(
+        [
+            _tar_entry(config_name, data=config_bytes),
+            _tar_entry(layer_name.split("/")[0] + "/", directory=True),
+            _tar_entry(layer_name, data=layer),
+            _tar_entry("manifest.json", data=json.dumps(manifest).encode()),
+        ]
+    )
 
 
 def web_image(version: str, ref: str | None = None) -> bytes:
@@ -180,7 +212,9 @@ def load_archive(archive: bytes, ref: str, containerd: str | None, kind: str | N
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="verb", required=True)
     build = sub.add_parser("build")
     build.add_argument("--out", type=Path, default=default_out_dir())

@@ -14,8 +14,15 @@ from pathlib import Path
 from .host import pids_marked_for, process_cmdlines, terminate
 
 # The order matters: node agents first so nothing restarts pods, the datastore last.
-STOP_ORDER = ("kube-proxy", "kubelet", "kube-scheduler", "kube-controller-manager", "containerd",
-              "kube-apiserver", "etcd")
+STOP_ORDER = (
+    "kube-proxy",
+    "kubelet",
+    "kube-scheduler",
+    "kube-controller-manager",
+    "containerd",
+    "kube-apiserver",
+    "etcd",
+)
 CNI_BRIDGE = "cni0"
 CHAIN_PREFIXES = ("KUBE-", "CNI-")
 IPTABLES = ("iptables-nft", "ip6tables-nft")
@@ -142,8 +149,9 @@ def remove_pod_cgroups() -> None:
     for controller in root.iterdir():
         kubepods = controller / "kubepods"
         if kubepods.is_dir():
-            for path in sorted((p for p in kubepods.rglob("*") if p.is_dir()), key=lambda p: len(p.parts),
-                               reverse=True):
+            for path in sorted(
+                (p for p in kubepods.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
+            ):
                 with contextlib.suppress(OSError):
                     path.rmdir()
             with contextlib.suppress(OSError):
@@ -158,8 +166,11 @@ def leftovers() -> list[str]:
     for binary in IPTABLES:
         for table in ("nat", "filter", "mangle"):
             out = _run(f"{binary}-save", "-t", table).stdout
-            found += [f"{binary} {table} chain {line[1:].split()[0]}" for line in out.splitlines()
-                      if line.startswith(":") and line[1:].startswith(CHAIN_PREFIXES)]
+            found += [
+                f"{binary} {table} chain {line[1:].split()[0]}"
+                for line in out.splitlines()
+                if line.startswith(":") and line[1:].startswith(CHAIN_PREFIXES)
+            ]
     netns = Path("/run/netns")
     if netns.is_dir():
         found += [f"netns {n.name}" for n in netns.iterdir() if n.name.startswith("cni-")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -90,19 +91,15 @@ def terminate(pids: list[int], timeout: float = 10.0) -> None:
     """SIGTERM, then SIGKILL whatever still lives after `timeout` seconds."""
     live = [p for p in pids if alive(p)]
     for pid in live:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + timeout
     while live and time.monotonic() < deadline:
         live = [p for p in live if alive(p)]
         time.sleep(0.1)
     for pid in live:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + 5
     while any(alive(p) for p in live) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -25,11 +25,26 @@ SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_API_IP = "10.96.0.1"
 POD_CIDR = "10.88.0.0/16"
 SANDBOX_IMAGE = "registry.k8s.io/pause:3.10"
-PORTS = {"etcd": 2379, "etcd-peer": 2380, "kube-apiserver": 6443, "kube-controller-manager": 10257,
-         "kube-scheduler": 10259, "kubelet": 10250, "kubelet-healthz": 10248, "kube-proxy-healthz": 10256,
-         "kube-proxy-metrics": 10249}
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd",
-              "kubelet", "kube-proxy")
+PORTS = {
+    "etcd": 2379,
+    "etcd-peer": 2380,
+    "kube-apiserver": 6443,
+    "kube-controller-manager": 10257,
+    "kube-scheduler": 10259,
+    "kubelet": 10250,
+    "kubelet-healthz": 10248,
+    "kube-proxy-healthz": 10256,
+    "kube-proxy-metrics": 10249,
+}
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "containerd",
+    "kubelet",
+    "kube-proxy",
+)
 
 
 @dataclass(frozen=True)
@@ -39,36 +54,69 @@ class Layout:
     root: Path
 
     @property
-    def pki(self) -> Path: return self.root / "pki"
+    def pki(self) -> Path:
+        return self.root / "pki"
+
     @property
-    def logs(self) -> Path: return self.root / "logs"
+    def logs(self) -> Path:
+        return self.root / "logs"
+
     @property
-    def pids(self) -> Path: return self.root / "pids"
+    def pids(self) -> Path:
+        return self.root / "pids"
+
     @property
-    def bin(self) -> Path: return self.root / "bin"
+    def bin(self) -> Path:
+        return self.root / "bin"
+
     @property
-    def kubeconfig(self) -> Path: return self.root / "kubeconfig"
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
     @property
-    def env_file(self) -> Path: return self.root / "env"
+    def env_file(self) -> Path:
+        return self.root / "env"
+
     @property
-    def etcd_data(self) -> Path: return self.root / "etcd"
+    def etcd_data(self) -> Path:
+        return self.root / "etcd"
+
     @property
-    def containerd(self) -> Path: return self.root / "containerd"
+    def containerd(self) -> Path:
+        return self.root / "containerd"
+
     @property
-    def containerd_socket(self) -> Path: return self.containerd / "containerd.sock"
+    def containerd_socket(self) -> Path:
+        return self.containerd / "containerd.sock"
+
     @property
-    def runc_root(self) -> Path: return self.containerd / "runc"
+    def runc_root(self) -> Path:
+        return self.containerd / "runc"
+
     @property
-    def kubelet(self) -> Path: return self.root / "kubelet"
+    def kubelet(self) -> Path:
+        return self.root / "kubelet"
+
     @property
-    def cni(self) -> Path: return self.root / "cni"
+    def cni(self) -> Path:
+        return self.root / "cni"
+
     @property
-    def config(self) -> Path: return self.root / "config"
+    def config(self) -> Path:
+        return self.root / "config"
 
     def state_dirs(self) -> list[Path]:
         """Everything teardown removes; pki and logs are kept for the post-mortem."""
-        return [self.etcd_data, self.containerd, self.kubelet, self.cni, self.config, self.pids, self.bin,
-                self.root / "kubeconfigs"]
+        return [
+            self.etcd_data,
+            self.containerd,
+            self.kubelet,
+            self.cni,
+            self.config,
+            self.pids,
+            self.bin,
+            self.root / "kubeconfigs",
+        ]
 
 
 class LocalCluster:
@@ -96,8 +144,13 @@ class LocalCluster:
         self.start("etcd", self.etcd_args())
         self.start("kube-apiserver", self.apiserver_args())
         self.wait_for("kube-apiserver /readyz", self.apiserver_ready, 90)
-        self.kubectl("create", "clusterrolebinding", "vmrole-apiserver-kubelet-api-admin",
-                     "--clusterrole=system:kubelet-api-admin", "--user=kube-apiserver-kubelet-client")
+        self.kubectl(
+            "create",
+            "clusterrolebinding",
+            "vmrole-apiserver-kubelet-api-admin",
+            "--clusterrole=system:kubelet-api-admin",
+            "--user=kube-apiserver-kubelet-client",
+        )
         self.start("kube-controller-manager", self.controller_manager_args())
         self.start("kube-scheduler", self.scheduler_args())
         self.start("containerd", ["--config", str(self.write_containerd_config())])
@@ -108,8 +161,10 @@ class LocalCluster:
         self.wait_for(f"node {NODE_NAME} Ready", self.node_ready, 120)
         self.wait_for("default ServiceAccount", self.default_service_account_exists, 60)
         self.write_env()
-        print(f"local cluster up in {time.monotonic() - t0:.0f}s: node {NODE_NAME} ({self.node_ip}); "
-              f"source {self.layout.env_file}")
+        print(
+            f"local cluster up in {time.monotonic() - t0:.0f}s: node {NODE_NAME} ({self.node_ip}); "
+            f"source {self.layout.env_file}"
+        )
 
     def down(self, quiet: bool = False) -> None:
         cleanup.teardown(self.layout.root, self.layout.pids, self.layout.runc_root, self.layout.state_dirs())
@@ -166,16 +221,28 @@ class LocalCluster:
     def start(self, component: str, args: list[str]) -> None:
         binary = shutil.which(component) if component == "containerd" else str(self.bin_dir / component)
         assert binary
-        env = {**os.environ, CLUSTER_DIR_ENV: str(self.layout.root),
-               "PATH": f"{self.layout.bin}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"}
+        env = {
+            **os.environ,
+            CLUSTER_DIR_ENV: str(self.layout.root),
+            "PATH": f"{self.layout.bin}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}",
+        }
         log = open(self.layout.logs / f"{component}.log", "ab")  # noqa: SIM115 - handed to the child
-        proc = subprocess.Popen([binary, *args], stdout=log, stderr=subprocess.STDOUT, env=env,
-                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.layout.root)
+        proc = subprocess.Popen(
+            [binary, *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.layout.root,
+        )
         (self.layout.pids / f"{component}.pid").write_text(str(proc.pid))
         time.sleep(0.3)
         if proc.poll() is not None:
-            raise ClusterError(f"{component} exited at once (status {proc.returncode}); "
-                               f"see {self.layout.logs / component}.log")
+            raise ClusterError(
+                f"{component} exited at once (status {proc.returncode}); "
+                f"see {self.layout.logs / component}.log"
+            )
 
     def wait_for(self, what: str, check: object, timeout: float) -> None:
         assert callable(check)
@@ -184,16 +251,21 @@ class LocalCluster:
             for component in COMPONENTS:
                 pid = self.pid_of(component)
                 if pid and not alive(pid):
-                    raise ClusterError(f"{component} died while waiting for {what}; "
-                                       f"see {self.layout.logs / component}.log")
+                    raise ClusterError(
+                        f"{component} died while waiting for {what}; see {self.layout.logs / component}.log"
+                    )
             if check():
                 return
             time.sleep(0.5)
         raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}; logs in {self.layout.logs}")
 
     def kubectl(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.layout.kubeconfig),
-                               *args], capture_output=True, text=True, check=check)
+        return subprocess.run(
+            [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.layout.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            check=check,
+        )
 
     # ---- readiness probes -----------------------------------------------------------------------
 
@@ -210,8 +282,9 @@ class LocalCluster:
             return False
 
     def node_ready(self) -> bool:
-        out = self.kubectl("get", "node", NODE_NAME, "-o",
-                           "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
+        out = self.kubectl(
+            "get", "node", NODE_NAME, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
+        )
         return out.stdout.strip() == "True"
 
     def default_service_account_exists(self) -> bool:
@@ -221,8 +294,14 @@ class LocalCluster:
 
     def write_tool_links(self) -> None:
         """kube-proxy, the kubelet and the CNI plugins all call plain `iptables`; pin them to nft."""
-        for name in ("iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save",
-                     "ip6tables-restore"):
+        for name in (
+            "iptables",
+            "iptables-save",
+            "iptables-restore",
+            "ip6tables",
+            "ip6tables-save",
+            "ip6tables-restore",
+        ):
             link = self.layout.bin / name
             link.unlink(missing_ok=True)
             link.symlink_to(shutil.which(name.replace("tables", "tables-nft", 1)) or "")
@@ -239,12 +318,27 @@ class LocalCluster:
             for stem in ("apiserver", "kubelet-serving"):
                 (self.layout.pki / f"{stem}.crt").unlink(missing_ok=True)
             stale.write_text(self.node_ip)
-        pki.issue("apiserver", "kube-apiserver", client=False,
-                  server_names=("kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                                "kubernetes.default.svc.cluster.local", "localhost"),
-                  server_ips=("127.0.0.1", self.node_ip, SERVICE_API_IP))
-        pki.issue("kubelet-serving", f"system:node:{NODE_NAME}", ("system:nodes",), client=False,
-                  server_names=(NODE_NAME, "localhost"), server_ips=("127.0.0.1", self.node_ip))
+        pki.issue(
+            "apiserver",
+            "kube-apiserver",
+            client=False,
+            server_names=(
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+                "localhost",
+            ),
+            server_ips=("127.0.0.1", self.node_ip, SERVICE_API_IP),
+        )
+        pki.issue(
+            "kubelet-serving",
+            f"system:node:{NODE_NAME}",
+            ("system:nodes",),
+            client=False,
+            server_names=(NODE_NAME, "localhost"),
+            server_ips=("127.0.0.1", self.node_ip),
+        )
         pki.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client")
         pki.ensure_service_account_keys()
         identities = {
@@ -266,42 +360,80 @@ class LocalCluster:
         return str(self.layout.root / "kubeconfigs" / f"{component}.kubeconfig")
 
     def etcd_args(self) -> list[str]:
-        return ["--name", "vmrole", "--data-dir", str(self.layout.etcd_data),
-                "--listen-client-urls", "http://127.0.0.1:2379", "--advertise-client-urls", "http://127.0.0.1:2379",
-                "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls",
-                "http://127.0.0.1:2380", "--initial-cluster", "vmrole=http://127.0.0.1:2380",
-                "--listen-metrics-urls", "http://127.0.0.1:2381", "--log-level", "warn",
-                "--unsafe-no-fsync", "--quota-backend-bytes", str(4 * 1024**3)]
+        return [
+            "--name",
+            "vmrole",
+            "--data-dir",
+            str(self.layout.etcd_data),
+            "--listen-client-urls",
+            "http://127.0.0.1:2379",
+            "--advertise-client-urls",
+            "http://127.0.0.1:2379",
+            "--listen-peer-urls",
+            "http://127.0.0.1:2380",
+            "--initial-advertise-peer-urls",
+            "http://127.0.0.1:2380",
+            "--initial-cluster",
+            "vmrole=http://127.0.0.1:2380",
+            "--listen-metrics-urls",
+            "http://127.0.0.1:2381",
+            "--log-level",
+            "warn",
+            "--unsafe-no-fsync",
+            "--quota-backend-bytes",
+            str(4 * 1024**3),
+        ]
 
     def apiserver_args(self) -> list[str]:
         pki = self.layout.pki
         return [
             "--etcd-servers=http://127.0.0.1:2379",
-            "--bind-address=0.0.0.0", "--secure-port=6443", f"--advertise-address={self.node_ip}",
-            f"--tls-cert-file={pki}/apiserver.crt", f"--tls-private-key-file={pki}/apiserver.key",
+            "--bind-address=0.0.0.0",
+            "--secure-port=6443",
+            f"--advertise-address={self.node_ip}",
+            f"--tls-cert-file={pki}/apiserver.crt",
+            f"--tls-private-key-file={pki}/apiserver.key",
             f"--client-ca-file={pki}/ca.crt",
             f"--kubelet-client-certificate={pki}/apiserver-kubelet-client.crt",
             f"--kubelet-client-key={pki}/apiserver-kubelet-client.key",
-            f"--service-account-key-file={pki}/sa.pub", f"--service-account-signing-key-file={pki}/sa.key",
+            f"--service-account-key-file={pki}/sa.pub",
+            f"--service-account-signing-key-file={pki}/sa.key",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--kubelet-preferred-address-types=InternalIP,Hostname",
-            "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
-            "--allow-privileged=true", "--profiling=false", "--v=1",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            "--allow-privileged=true",
+            "--profiling=false",
+            "--v=1",
         ]
 
     def controller_manager_args(self) -> list[str]:
         kc = self.kubeconfig_of("kube-controller-manager")
         pki = self.layout.pki
-        return [f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-                f"--service-account-private-key-file={pki}/sa.key", f"--root-ca-file={pki}/ca.crt",
-                "--use-service-account-credentials=true", "--leader-elect=false",
-                "--bind-address=127.0.0.1", f"--service-cluster-ip-range={SERVICE_CIDR}", "--v=1"]
+        return [
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            f"--service-account-private-key-file={pki}/sa.key",
+            f"--root-ca-file={pki}/ca.crt",
+            "--use-service-account-credentials=true",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--v=1",
+        ]
 
     def scheduler_args(self) -> list[str]:
         kc = self.kubeconfig_of("kube-scheduler")
-        return [f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-                "--leader-elect=false", "--bind-address=127.0.0.1", "--v=1"]
+        return [
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            "--v=1",
+        ]
 
     def write_containerd_config(self) -> Path:
         c = self.layout.containerd
@@ -310,10 +442,19 @@ class LocalCluster:
             "cniVersion": "1.0.0",
             "name": "vmrole",
             "plugins": [
-                {"type": "bridge", "bridge": cleanup.CNI_BRIDGE, "isGateway": True, "ipMasq": True,
-                 "hairpinMode": True,
-                 "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_CIDR}]],
-                          "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(self.layout.cni / "ipam")}},
+                {
+                    "type": "bridge",
+                    "bridge": cleanup.CNI_BRIDGE,
+                    "isGateway": True,
+                    "ipMasq": True,
+                    "hairpinMode": True,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": POD_CIDR}]],
+                        "routes": [{"dst": "0.0.0.0/0"}],
+                        "dataDir": str(self.layout.cni / "ipam"),
+                    },
+                },
                 {"type": "portmap", "capabilities": {"portMappings": True}},
             ],
         }
@@ -350,15 +491,23 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         return path
 
     def ctr(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(["ctr", "--address", str(self.layout.containerd_socket), "-n", "k8s.io", *args],
-                              input=stdin, capture_output=True, check=False)
+        return subprocess.run(
+            ["ctr", "--address", str(self.layout.containerd_socket), "-n", "k8s.io", *args],
+            input=stdin,
+            capture_output=True,
+            check=False,
+        )
 
     def import_sandbox_image(self) -> None:
-        from images import build_image_archive  # noqa: PLC0415 - hack/images.py sits beside this package
+        from images import build_image_archive
 
         archive = build_image_archive(
-            SANDBOX_IMAGE, files={"pause": (self.bin_dir / "pause").read_bytes()}, executables={"pause"},
-            entrypoint=["/pause"], user="65535:65535")
+            SANDBOX_IMAGE,
+            files={"pause": (self.bin_dir / "pause").read_bytes()},
+            executables={"pause"},
+            entrypoint=["/pause"],
+            user="65535:65535",
+        )
         result = self.ctr("images", "import", "-", stdin=archive)
         if result.returncode != 0:
             raise ClusterError(f"importing the pause image failed: {result.stderr.decode().strip()}")
@@ -368,8 +517,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         config = {
             "apiVersion": "kubelet.config.k8s.io/v1beta1",
             "kind": "KubeletConfiguration",
-            "authentication": {"x509": {"clientCAFile": str(pki / "ca.crt")}, "webhook": {"enabled": True},
-                               "anonymous": {"enabled": False}},
+            "authentication": {
+                "x509": {"clientCAFile": str(pki / "ca.crt")},
+                "webhook": {"enabled": True},
+                "anonymous": {"enabled": False},
+            },
             "authorization": {"mode": "Webhook"},
             "cgroupDriver": "cgroupfs",
             "failSwapOn": False,
@@ -381,8 +533,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             # The node can never pull an image again, so image GC must never delete one.
             "imageGCHighThresholdPercent": 100,
             "imageGCLowThresholdPercent": 99,
-            "evictionHard": {"memory.available": "200Mi", "nodefs.available": "1%", "imagefs.available": "1%",
-                             "nodefs.inodesFree": "1%"},
+            "evictionHard": {
+                "memory.available": "200Mi",
+                "nodefs.available": "1%",
+                "imagefs.available": "1%",
+                "nodefs.inodesFree": "1%",
+            },
             "serializeImagePulls": False,
             "clusterDomain": "cluster.local",
             "resolvConf": "/etc/resolv.conf",
@@ -391,9 +547,15 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         }
         path = self.layout.config / "kubelet.yaml"
         path.write_text(yaml.safe_dump(config))
-        return [f"--config={path}", f"--kubeconfig={self.kubeconfig_of('kubelet')}",
-                f"--hostname-override={NODE_NAME}", f"--node-ip={self.node_ip}",
-                f"--root-dir={self.layout.kubelet}", f"--cert-dir={self.layout.kubelet}/pki", "--v=1"]
+        return [
+            f"--config={path}",
+            f"--kubeconfig={self.kubeconfig_of('kubelet')}",
+            f"--hostname-override={NODE_NAME}",
+            f"--node-ip={self.node_ip}",
+            f"--root-dir={self.layout.kubelet}",
+            f"--cert-dir={self.layout.kubelet}/pki",
+            "--v=1",
+        ]
 
     def write_kube_proxy_config(self) -> Path:
         config = {
@@ -406,7 +568,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             "healthzBindAddress": "127.0.0.1:10256",
             "metricsBindAddress": "127.0.0.1:10249",
             # Zeros keep kube-proxy from writing conntrack sysctls the VM may not allow.
-            "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
+            "conntrack": {
+                "maxPerCore": 0,
+                "min": 0,
+                "tcpEstablishedTimeout": "0s",
+                "tcpCloseWaitTimeout": "0s",
+            },
             "iptables": {"syncPeriod": "30s", "minSyncPeriod": "0s"},
         }
         path = self.layout.config / "kube-proxy.yaml"
@@ -415,7 +582,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
     def write_env(self) -> None:
         self.layout.env_file.write_text(
-            f"# Generated by hack/cluster.py: puts the server's kubectl first and selects the local cluster.\n"
+            "# Generated by hack/cluster.py: the server's kubectl first on PATH, this cluster selected.\n"
             f"export KUBECONFIG={self.layout.kubeconfig}\n"
             f"export PATH={self.bin_dir}:$PATH\n"
             f"export VMROLE_CLUSTER=local\n"

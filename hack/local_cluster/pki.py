@@ -142,7 +142,9 @@ def write_kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path, u
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "vmrole-local", "cluster": {"server": server, "certificate-authority": str(ca)}}],
+        "clusters": [
+            {"name": "vmrole-local", "cluster": {"server": server, "certificate-authority": str(ca)}}
+        ],
         "users": [{"name": user, "user": {"client-certificate": str(cert), "client-key": str(key)}}],
         "contexts": [{"name": "vmrole-local", "context": {"cluster": "vmrole-local", "user": user}}],
         "current-context": "vmrole-local",

@@ -12,6 +12,7 @@ import pytest
 from kubernetes import client, config
 
 from .kube import Kube
+from .operator_process import OperatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,7 +27,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def kube() -> Kube:
     if not os.environ.get("KUBECONFIG"):
-        pytest.fail("e2e tests need a cluster: run them with `make test` (or set KUBECONFIG and CLUSTER=external)")
+        pytest.fail(
+            "e2e tests need a cluster: run them with `make test` (or set KUBECONFIG and CLUSTER=external)"
+        )
     config.load_kube_config()
     return Kube(client.ApiClient())
 
@@ -59,3 +62,20 @@ def kubectl(*args: str, check: bool = True, timeout: float = 60, stdin: str | No
     if check and result.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
     return result.stdout
+
+
+@pytest.fixture(scope="session")
+def crd(kube: Kube) -> None:
+    """The CRD exactly as committed in crds/ (the drift check ties it to the models)."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    kubectl("wait", "--for=condition=Established", "crd/vmroles.vmrole.dev", "--timeout=60s")
+
+
+@pytest.fixture(scope="session")
+def operator(crd: None) -> Iterator[OperatorProcess]:
+    if os.environ.get("OPERATOR", "local") != "local":
+        pytest.fail("OPERATOR=incluster is not available yet: run the e2e suite with OPERATOR=local")
+    process = OperatorProcess(REPO / ".cluster" / "logs" / "operator-e2e.log")
+    process.start()
+    yield process
+    process.stop()

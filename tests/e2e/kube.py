@@ -36,8 +36,10 @@ class Kube:
             if value:
                 return value
             time.sleep(interval)
-        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}" +
-                             (f" (last error: {last_error})" if last_error else ""))
+        raise AssertionError(
+            f"timed out after {timeout:.0f}s waiting for {what}"
+            + (f" (last error: {last_error})" if last_error else "")
+        )
 
     def service_account_exists(self, namespace: str, name: str) -> bool:
         try:
@@ -89,7 +91,11 @@ def restricted_container(name: str = "web", image: str = f"{WEB_IMAGE}:1", **ext
 
 def restricted_pod_spec(*containers: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "terminationGracePeriodSeconds": 5,
         "containers": list(containers) or [restricted_container()],
         **extra,

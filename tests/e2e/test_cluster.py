@@ -13,12 +13,18 @@ from .kube import Kube, http_get, restricted_container, restricted_pod_spec
 
 
 def _pod(name: str, spec: dict[str, Any], labels: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {}}, "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": spec,
+    }
 
 
 def _web_with_disk(name: str = "web") -> dict[str, Any]:
     container = restricted_container(
-        name, readinessProbe={"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+        name,
+        readinessProbe={"tcpSocket": {"port": 8080}, "periodSeconds": 1},
         volumeMounts=[{"name": "disk", "mountPath": "/scratch"}],
     )
     return restricted_pod_spec(container, volumes=[{"name": "disk", "emptyDir": {"sizeLimit": "64Mi"}}])
@@ -42,8 +48,11 @@ def test_image_resolves_by_digest_as_after_a_registry_pull(kube: Kube, namespace
     container = restricted_container("by-digest", image=image_id)
     kube.core.create_namespaced_pod(namespace, _pod("by-digest", restricted_pod_spec(container)))
     kube.wait_for(
-        lambda: (kube.pod(namespace, "by-digest")["status"].get("containerStatuses") or [{}])[0].get("started"),
-        90, "pod by-digest started",
+        lambda: (kube.pod(namespace, "by-digest")["status"].get("containerStatuses") or [{}])[0].get(
+            "started"
+        ),
+        90,
+        "pod by-digest started",
     )
     assert kube.pod(namespace, "by-digest")["status"]["containerStatuses"][0]["imageID"] == image_id
 
@@ -51,28 +60,45 @@ def test_image_resolves_by_digest_as_after_a_registry_pull(kube: Kube, namespace
 def test_empty_dir_survives_container_restart_but_not_pod_replacement(kube: Kube, namespace: str) -> None:
     template = {"metadata": {"labels": {"app": "disk"}}, "spec": _web_with_disk()}
     deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "disk"},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "disk"},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "disk"}}, "template": template},
     }
     kube.apps.create_namespaced_deployment(namespace, deployment)
-    pod = kube.wait_for(lambda: [p for p in kube.pods(namespace, "app=disk") if p["status"].get("podIP")
-                                 and kube.pod_ready(namespace, p["metadata"]["name"])], 90, "disk pod Ready")[0]
+    pod = kube.wait_for(
+        lambda: [
+            p
+            for p in kube.pods(namespace, "app=disk")
+            if p["status"].get("podIP") and kube.pod_ready(namespace, p["metadata"]["name"])
+        ],
+        90,
+        "disk pod Ready",
+    )[0]
     name, uid = pod["metadata"]["name"], pod["metadata"]["uid"]
     kubectl("exec", "-n", namespace, name, "--", "sh", "-c", "echo kept > /scratch/marker")
 
     # Killing PID 1 ends the container; the kubelet restarts it in the same pod.
     kubectl("exec", "-n", namespace, name, "--", "kill", "1")
-    kube.wait_for(lambda: kube.pod(namespace, name)["status"]["containerStatuses"][0]["restartCount"] >= 1,
-                  60, "container restart")
+    kube.wait_for(
+        lambda: kube.pod(namespace, name)["status"]["containerStatuses"][0]["restartCount"] >= 1,
+        60,
+        "container restart",
+    )
     kube.wait_for(lambda: kube.pod_ready(namespace, name), 60, "restarted container Ready")
     assert kubectl("exec", "-n", namespace, name, "--", "cat", "/scratch/marker").strip() == "kept"
     assert kube.pod(namespace, name)["metadata"]["uid"] == uid
 
     kube.core.delete_namespaced_pod(name, namespace)
     new = kube.wait_for(
-        lambda: [p for p in kube.pods(namespace, "app=disk")
-                 if p["metadata"]["uid"] != uid and kube.pod_ready(namespace, p["metadata"]["name"])],
-        90, "replacement pod Ready")[0]
+        lambda: [
+            p
+            for p in kube.pods(namespace, "app=disk")
+            if p["metadata"]["uid"] != uid and kube.pod_ready(namespace, p["metadata"]["name"])
+        ],
+        90,
+        "replacement pod Ready",
+    )[0]
     out = kubectl("exec", "-n", namespace, new["metadata"]["name"], "--", "ls", "-A", "/scratch")
     assert out.strip() == "", f"the replacement's emptyDir is not empty: {out!r}"
 
@@ -80,10 +106,15 @@ def test_empty_dir_survives_container_restart_but_not_pod_replacement(kube: Kube
 def test_cluster_ip_from_host_and_pod_to_pod_traffic(kube: Kube, namespace: str) -> None:
     kube.core.create_namespaced_pod(namespace, _pod("server", _web_with_disk("server"), {"app": "server"}))
     kube.core.create_namespaced_pod(namespace, _pod("client", _web_with_disk("client")))
-    kube.core.create_namespaced_service(namespace, {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "server"},
-        "spec": {"selector": {"app": "server"}, "ports": [{"port": 80, "targetPort": 8080}]},
-    })
+    kube.core.create_namespaced_service(
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "server"},
+            "spec": {"selector": {"app": "server"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        },
+    )
     for pod in ("server", "client"):
         kube.wait_for(lambda pod=pod: kube.pod_ready(namespace, pod), 90, f"pod {pod} Ready")
     cluster_ip = kube.core.read_namespaced_service("server", namespace).spec.cluster_ip
@@ -103,37 +134,59 @@ def test_readiness_gate_keeps_endpoint_unready_until_condition_patched(kube: Kub
     spec = _web_with_disk()
     spec["readinessGates"] = [{"conditionType": gate}]
     kube.core.create_namespaced_pod(namespace, _pod("gated", spec, {"app": "gated"}))
-    kube.core.create_namespaced_service(namespace, {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "gated"},
-        "spec": {"selector": {"app": "gated"}, "ports": [{"port": 80, "targetPort": 8080}]},
-    })
-    kube.wait_for(lambda: (kube.pod(namespace, "gated")["status"].get("containerStatuses") or [{}])[0].get("ready"),
-                  90, "container ready")
+    kube.core.create_namespaced_service(
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "gated"},
+            "spec": {"selector": {"app": "gated"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        },
+    )
+    kube.wait_for(
+        lambda: (kube.pod(namespace, "gated")["status"].get("containerStatuses") or [{}])[0].get("ready"),
+        90,
+        "container ready",
+    )
     pod_ip = kube.pod(namespace, "gated")["status"]["podIP"]
     kube.wait_for(lambda: pod_ip in kube.endpoint_states(namespace, "gated"), 30, "endpoint listed")
     assert kube.endpoint_states(namespace, "gated")[pod_ip] is False
     assert not kube.pod_ready(namespace, "gated")
 
-    kube.core.patch_namespaced_pod_status("gated", namespace, {
-        "status": {"conditions": [{"type": gate, "status": "True", "reason": "E2E"}]}})
+    kube.core.patch_namespaced_pod_status(
+        "gated", namespace, {"status": {"conditions": [{"type": gate, "status": "True", "reason": "E2E"}]}}
+    )
     kube.wait_for(lambda: kube.endpoint_states(namespace, "gated").get(pod_ip), 30, "endpoint ready")
     assert kube.pod_ready(namespace, "gated")
 
 
-def test_deployment_replaces_deleted_pod_and_owner_deletion_collects_dependents(kube: Kube, namespace: str) -> None:
+def test_deployment_replaces_deleted_pod_and_owner_deletion_collects_dependents(
+    kube: Kube, namespace: str
+) -> None:
     template = {"metadata": {"labels": {"app": "gc"}}, "spec": _web_with_disk()}
-    kube.apps.create_namespaced_deployment(namespace, {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "gc"},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "gc"}}, "template": template},
-    })
+    kube.apps.create_namespaced_deployment(
+        namespace,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "gc"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "gc"}}, "template": template},
+        },
+    )
     first = kube.wait_for(lambda: kube.pods(namespace, "app=gc"), 60, "first pod")[0]["metadata"]
     kube.core.delete_namespaced_pod(first["name"], namespace)
-    kube.wait_for(lambda: [p for p in kube.pods(namespace, "app=gc") if p["metadata"]["uid"] != first["uid"]],
-                  60, "replacement pod")
+    kube.wait_for(
+        lambda: [p for p in kube.pods(namespace, "app=gc") if p["metadata"]["uid"] != first["uid"]],
+        60,
+        "replacement pod",
+    )
 
     kube.apps.delete_namespaced_deployment("gc", namespace, propagation_policy="Background")
-    kube.wait_for(lambda: not kube.apps.list_namespaced_replica_set(namespace, label_selector="app=gc").items,
-                  60, "ReplicaSet garbage-collected")
+    kube.wait_for(
+        lambda: not kube.apps.list_namespaced_replica_set(namespace, label_selector="app=gc").items,
+        60,
+        "ReplicaSet garbage-collected",
+    )
     kube.wait_for(lambda: not kube.pods(namespace, "app=gc"), 60, "pods garbage-collected")
 
 
@@ -145,4 +198,4 @@ def test_restricted_namespace_rejects_privileged_pod(kube: Kube, namespace: str)
     assert refused.value.status == 403
     message = json.loads(refused.value.body)["message"]
     assert 'violates PodSecurity "restricted:latest"' in message
-    assert "privileged (container \"web\" must not set securityContext.privileged=true)" in message
+    assert 'privileged (container "web" must not set securityContext.privileged=true)' in message

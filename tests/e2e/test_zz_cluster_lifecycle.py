@@ -17,14 +17,23 @@ import pytest
 from .conftest import REPO, kubectl
 
 pytestmark = pytest.mark.skipif(
-    os.environ.get("CLUSTER", "local") != "local", reason="only the local cluster is started and stopped by the suite"
+    os.environ.get("CLUSTER", "local") != "local",
+    reason="only the local cluster is started and stopped by the suite",
 )
 CLUSTER_PY = str(REPO / "hack" / "cluster.py")
 
 
-def _cluster(*args: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*prefix, sys.executable, CLUSTER_PY, *args], capture_output=True, text=True, timeout=300,
-                          env=env or dict(os.environ), check=False)
+def _cluster(
+    *args: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*prefix, sys.executable, CLUSTER_PY, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env or dict(os.environ),
+        check=False,
+    )
 
 
 def _marked_processes() -> list[int]:
@@ -45,8 +54,9 @@ def _iptables_chains() -> list[str]:
     for binary in ("iptables-nft-save", "ip6tables-nft-save"):
         for table in ("nat", "filter", "mangle"):
             out = subprocess.run([binary, "-t", table], capture_output=True, text=True, check=False).stdout
-            chains += [line.split()[0][1:] for line in out.splitlines()
-                       if line.startswith((":KUBE-", ":CNI-"))]
+            chains += [
+                line.split()[0][1:] for line in out.splitlines() if line.startswith((":KUBE-", ":CNI-"))
+            ]
     return chains
 
 
@@ -74,17 +84,26 @@ def test_down_leaves_nothing_then_up_restores_a_working_cluster() -> None:
     # Not root: a user namespace without a mapping makes us uid 65534.
     not_root = _cluster("up", prefix=("unshare", "--user"))
     assert not_root.returncode == 1
-    assert not_root.stderr.strip() == "cluster: error: the local cluster needs root (it runs containerd, kubelet and kube-proxy)"
+    assert (
+        not_root.stderr.strip()
+        == "cluster: error: the local cluster needs root (it runs containerd, kubelet and kube-proxy)"
+    )
 
     # No Go and nothing cached: a one-line error instead of a failed build.
     env = {**os.environ, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "VMROLE_CACHE": "/nonexistent/vmrole-cache"}
     no_go = _cluster("up", env=env)
     assert no_go.returncode == 1
-    assert no_go.stderr.strip() == "cluster: error: go is not installed: it is needed once, to build the Kubernetes binaries"
+    assert (
+        no_go.stderr.strip()
+        == "cluster: error: go is not installed: it is needed once, to build the Kubernetes binaries"
+    )
 
     up = _cluster("up")
     assert up.returncode == 0, up.stderr
-    assert kubectl("get", "node", "-o", "jsonpath={.items[0].status.conditions[?(@.type=='Ready')].status}") == "True"
+    assert (
+        kubectl("get", "node", "-o", "jsonpath={.items[0].status.conditions[?(@.type=='Ready')].status}")
+        == "True"
+    )
 
     started = time.monotonic()
     again = _cluster("up")

@@ -1,0 +1,1 @@
+"""vmrole-operator: Windows Azure VM Role semantics for stateless fleets on Kubernetes."""

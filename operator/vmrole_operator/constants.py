@@ -1,0 +1,72 @@
+"""Names that form the public contract (see docs/SEMANTICS.md, "API v1alpha1").
+
+Every label, annotation and well-known object name lives here so the handlers, the builders,
+the kubectl plugin and the tests cannot drift apart.
+"""
+
+from typing import Final
+
+GROUP: Final = "vmrole.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "VMRole"
+LIST_KIND: Final = "VMRoleList"
+PLURAL: Final = "vmroles"
+SINGULAR: Final = "vmrole"
+SHORT_NAMES: Final = ["vmr"]
+CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+
+# Labels.
+ROLE_LABEL: Final = "vmrole.dev/role"
+PEER_GROUP_LABEL: Final = "vmrole.dev/peer-group"
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "vmrole-operator"
+APP_NAME_LABEL: Final = "app.kubernetes.io/name"
+APP_INSTANCE_LABEL: Final = "app.kubernetes.io/instance"
+APP_NAME: Final = "vmrole"  # app.kubernetes.io/name of the objects made for a role
+OPERATOR_APP_LABEL: Final = APP_NAME_LABEL
+OPERATOR_APP: Final = "vmrole-operator"  # app.kubernetes.io/name of the operator's own pods
+NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"  # set on every namespace by the API server
+
+# Request annotations (pod or VMRole).
+REIMAGE_ANNOTATION: Final = "vmrole.dev/reimage"
+REBOOT_ANNOTATION: Final = "vmrole.dev/reboot"
+BUSY_ANNOTATION: Final = "vmrole.dev/busy"
+
+# The pod readiness gate the operator opens once every auto-start check passed.
+AUTO_START_CONDITION: Final = "vmrole.dev/auto-start-complete"
+
+# Names inside the pod.
+MAIN_CONTAINER: Final = "role"
+SETUP_CONTAINER: Final = "setup"
+EPHEMERAL_DISK_VOLUME: Final = "ephemeral-disk"
+ANSWER_FILE_VOLUME: Final = "answer-file"
+
+DEFAULT_RUN_AS_USER: Final = 65532
+DEFAULT_RUN_AS_GROUP: Final = 65532
+
+# Child object names are <role name><suffix>.
+INTERNAL_SERVICE_SUFFIX: Final = "-internal"
+ANSWER_FILE_CONFIGMAP_SUFFIX: Final = "-answer-file"
+
+# 63 (DNS-1035 label) minus len("-internal"): keeps every child name a valid Service name.
+MAX_ROLE_NAME_LENGTH: Final = 63 - len(INTERNAL_SERVICE_SUFFIX)
+
+OPERATOR_NAMESPACE_DEFAULT: Final = "vmrole-system"
+
+# status.conditions types.
+CONDITION_AVAILABLE: Final = "Available"
+CONDITION_PROGRESSING: Final = "Progressing"
+CONDITION_DEGRADED: Final = "Degraded"
+
+# Image resolution: a short-lived pod per (role, tag) whose only job is to make the kubelet report the
+# tag's digest. It carries these instead of ROLE_LABEL so no Service or Deployment ever selects it.
+RESOLVER_FOR_LABEL: Final = "vmrole.dev/resolver-for"
+RESOLVES_IMAGE_ANNOTATION: Final = "vmrole.dev/resolves-image"
+RESOLVER_CONTAINER: Final = "resolve"
+# A path no image has: the container fails to start, so nothing from the image ever runs, yet the
+# kubelet has already resolved the image and reports its imageID.
+RESOLVER_COMMAND: Final = "/.vmrole-resolve-image-only"
+
+# Where kopf keeps its own bookkeeping on our objects.
+KOPF_ANNOTATION_PREFIX: Final = "kopf.vmrole.dev"

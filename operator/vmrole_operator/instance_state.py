@@ -1,0 +1,533 @@
+"""Instance states and role status, computed purely from pod dicts as the API returns them.
+
+Every timestamp in the output is derived from timestamps already in the pods (or the previous
+status), never from the clock, so recomputing the status when nothing changed gives identical
+output and the operator writes nothing. `now` is used only to decide whether a deadline passed
+and to stamp a condition whose status changes.
+"""
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from vmrole_operator import constants as c
+from vmrole_operator.models import VMRole
+
+
+class InstanceState(StrEnum):
+    """`status.instances[].state`: the Azure VM Role instance vocabulary (SEMANTICS.md)."""
+
+    CREATING_VM = "CreatingVM"
+    STARTING_VM = "StartingVM"
+    STARTING_ROLE = "StartingRole"
+    READY_ROLE = "ReadyRole"
+    BUSY_ROLE = "BusyRole"
+    RESTARTING_ROLE = "RestartingRole"
+    STOPPING_ROLE = "StoppingRole"
+    FAILED_STARTING_VM = "FailedStartingVM"
+    FAILED_STARTING_ROLE = "FailedStartingRole"
+    UNRESPONSIVE_ROLE = "UnresponsiveRole"
+
+
+FAILING_STATES = frozenset(
+    {InstanceState.FAILED_STARTING_VM, InstanceState.FAILED_STARTING_ROLE, InstanceState.UNRESPONSIVE_ROLE}
+)
+
+# Main-container waiting reasons that will not go away by waiting: the pod spec cannot run.
+_CONFIG_ERRORS = frozenset({"CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
+_MAX_NAMED_IN_MESSAGE = 10
+
+
+# --- time ---
+
+
+def parse_time(value: object) -> datetime | None:
+    """An RFC 3339 timestamp from the API as an aware UTC datetime (None if absent or malformed)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 in the API's own form, `YYYY-MM-DDTHH:MM:SSZ` (whole seconds, UTC)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- pod accessors ---
+
+
+def _map(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _metadata(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _map(pod.get("metadata"))
+
+
+def _pod_status(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _map(pod.get("status"))
+
+
+def _container_status(pod: Mapping[str, Any], name: str, *, init: bool = False) -> Mapping[str, Any] | None:
+    key = "initContainerStatuses" if init else "containerStatuses"
+    for status in _list(_pod_status(pod).get(key)):
+        if _map(status).get("name") == name:
+            return _map(status)
+    return None
+
+
+def _condition(pod: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
+    for condition in _list(_pod_status(pod).get("conditions")):
+        if _map(condition).get("type") == type_:
+            return _map(condition)
+    return None
+
+
+def _has_setup(pod: Mapping[str, Any]) -> bool:
+    declared = any(
+        _map(ic).get("name") == c.SETUP_CONTAINER for ic in _list(_map(pod.get("spec")).get("initContainers"))
+    )
+    return declared or _container_status(pod, c.SETUP_CONTAINER, init=True) is not None
+
+
+def _state(status: Mapping[str, Any] | None, kind: str) -> Mapping[str, Any] | None:
+    """`state.<kind>` (running / waiting / terminated) of a container status, if that is its state."""
+    if status is None:
+        return None
+    state = _map(status.get("state")).get(kind)
+    return _map(state) if state is not None else None
+
+
+def _last_terminated(status: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    if status is None:
+        return None
+    last = _map(status.get("lastState")).get("terminated")
+    return _map(last) if last is not None else None
+
+
+def _exit_code(terminated: Mapping[str, Any] | None) -> int | None:
+    if terminated is None:
+        return None
+    code = terminated.get("exitCode")
+    return code if isinstance(code, int) else None
+
+
+def _is_busy(pod: Mapping[str, Any]) -> bool:
+    return _map(_metadata(pod).get("annotations")).get(c.BUSY_ANNOTATION) == "true"
+
+
+def _is_terminating(pod: Mapping[str, Any]) -> bool:
+    return _metadata(pod).get("deletionTimestamp") is not None
+
+
+def _pod_ready(pod: Mapping[str, Any]) -> bool:
+    ready = _condition(pod, "Ready")
+    return ready is not None and ready.get("status") == "True"
+
+
+def auto_start_gate(pod: Mapping[str, Any]) -> tuple[bool | None, datetime | None]:
+    """The auto-start readiness gate: (True/False, or None when absent; its lastTransitionTime)."""
+    condition = _condition(pod, c.AUTO_START_CONDITION)
+    if condition is None:
+        return None, None
+    return condition.get("status") == "True", parse_time(condition.get("lastTransitionTime"))
+
+
+def main_container_started_at(pod: Mapping[str, Any]) -> datetime | None:
+    """When the main container's current run started (None unless it is running)."""
+    running = _state(_container_status(pod, c.MAIN_CONTAINER), "running")
+    return parse_time(running.get("startedAt")) if running is not None else None
+
+
+def setup_finished(pod: Mapping[str, Any]) -> bool:
+    """True when there is no setup container, or it terminated with exit code 0."""
+    if not _has_setup(pod):
+        return True
+    terminated = _state(_container_status(pod, c.SETUP_CONTAINER, init=True), "terminated")
+    return _exit_code(terminated) == 0
+
+
+def gate_is_stale(pod: Mapping[str, Any]) -> bool:
+    """True when the gate is open but the run that earned it is over.
+
+    That is: the main container's current run started after the gate opened (it restarted after
+    the instance entered rotation), or it is not running at all. Closing the gate as soon as the
+    container stops, not only once it runs again, keeps the first readiness-probe success of the
+    new run from putting the instance back into rotation before every check passed again.
+    """
+    gate, opened_at = auto_start_gate(pod)
+    if gate is not True:
+        return False
+    started_at = main_container_started_at(pod)
+    if started_at is None:
+        return True
+    return opened_at is not None and started_at > opened_at
+
+
+def gate_action(pod: Mapping[str, Any]) -> Literal["probe", "close", "none"]:
+    """What the operator should do with the pod's auto-start gate now."""
+    gate, _ = auto_start_gate(pod)
+    busy = _is_busy(pod)
+    terminating = _is_terminating(pod)
+    if gate is True:
+        return "close" if (busy or terminating or gate_is_stale(pod)) else "none"
+    if setup_finished(pod) and main_container_started_at(pod) is not None and not busy and not terminating:
+        return "probe"
+    return "none"
+
+
+# --- instance state ---
+
+
+def _created_at(pod: Mapping[str, Any]) -> datetime | None:
+    return parse_time(_metadata(pod).get("creationTimestamp"))
+
+
+def _terminated_text(terminated: Mapping[str, Any] | None) -> str:
+    code = _exit_code(terminated)
+    reason = terminated.get("reason") if terminated is not None else None
+    text = f"exit code {code}" if code is not None else "exited"
+    return f"{text} ({reason})" if reason else text
+
+
+def _waiting_text(waiting: Mapping[str, Any]) -> str:
+    reason = str(waiting.get("reason") or "Waiting")
+    message = waiting.get("message")
+    return f"{reason}: {message}" if message else reason
+
+
+def _creating(
+    pod: Mapping[str, Any], waiting: Mapping[str, Any] | None
+) -> tuple[InstanceState, datetime | None, str]:
+    since = _created_at(pod)
+    scheduled = _condition(pod, "PodScheduled")
+    if scheduled is not None and scheduled.get("status") == "False":
+        reason = scheduled.get("reason") or "Unschedulable"
+        message = scheduled.get("message")
+        return (
+            InstanceState.CREATING_VM,
+            since,
+            f"not scheduled: {reason}" + (f": {message}" if message else ""),
+        )
+    if waiting is not None:
+        return InstanceState.CREATING_VM, since, _waiting_text(waiting)
+    if not _pod_status(pod).get("startTime") and _metadata(pod).get("creationTimestamp"):
+        return InstanceState.CREATING_VM, since, "pending"
+    return InstanceState.CREATING_VM, since, "creating containers"
+
+
+def _stopping(pod: Mapping[str, Any]) -> tuple[InstanceState, datetime | None, str] | None:
+    metadata = _metadata(pod)
+    deletion = parse_time(metadata.get("deletionTimestamp"))
+    if deletion is not None:
+        # deletionTimestamp is the deadline (request + grace period); the request time is the "since".
+        grace = metadata.get("deletionGracePeriodSeconds")
+        since = deletion - timedelta(seconds=grace) if isinstance(grace, int) else deletion
+        return InstanceState.STOPPING_ROLE, since, "terminating"
+    phase = _pod_status(pod).get("phase")
+    if phase in {"Failed", "Succeeded"}:
+        # A finished pod (e.g. evicted for exceeding its ephemeral disk) never runs again.
+        status = _pod_status(pod)
+        reason = status.get("reason")
+        message = status.get("message")
+        detail = f"pod {phase}" + (f" ({reason})" if reason else "") + (f": {message}" if message else "")
+        finished = [
+            parse_time(_map(_state(_map(cs), "terminated")).get("finishedAt"))
+            for cs in _list(status.get("containerStatuses"))
+        ]
+        times = [t for t in finished if t is not None]
+        return InstanceState.STOPPING_ROLE, max(times) if times else _created_at(pod), detail
+    return None
+
+
+def _setup_state(pod: Mapping[str, Any]) -> tuple[InstanceState, datetime | None, str] | None:
+    """The state while setup has not completed; None once it has (or when there is none)."""
+    if not _has_setup(pod):
+        return None
+    status = _container_status(pod, c.SETUP_CONTAINER, init=True)
+    terminated = _state(status, "terminated")
+    if terminated is not None:
+        if _exit_code(terminated) == 0:
+            return None
+        return (
+            InstanceState.FAILED_STARTING_VM,
+            parse_time(terminated.get("finishedAt")),
+            f"setup failed: {_terminated_text(terminated)}",
+        )
+    last = _last_terminated(status)
+    waiting = _state(status, "waiting")
+    if waiting is not None and last is not None and _exit_code(last) != 0:
+        return (
+            InstanceState.FAILED_STARTING_VM,
+            parse_time(last.get("finishedAt")),
+            f"setup failed: {_terminated_text(last)}; {waiting.get('reason') or 'waiting'}",
+        )
+    running = _state(status, "running")
+    if running is not None:
+        restarts = status.get("restartCount", 0) if status is not None else 0
+        retry = f" (attempt {restarts + 1})" if isinstance(restarts, int) and restarts > 0 else ""
+        return InstanceState.STARTING_VM, parse_time(running.get("startedAt")), f"setup running{retry}"
+    return _creating(pod, waiting)
+
+
+def instance_state(
+    pod: Mapping[str, Any], now: datetime, auto_start_timeout_s: int
+) -> tuple[InstanceState, datetime | None, str]:
+    """The instance's state, since when it is in it (from pod timestamps only), and why."""
+    stopping = _stopping(pod)
+    if stopping is not None:
+        return stopping
+    setup = _setup_state(pod)
+    if setup is not None:
+        return setup
+
+    main = _container_status(pod, c.MAIN_CONTAINER)
+    running = _state(main, "running")
+    waiting = _state(main, "waiting")
+    last = _last_terminated(main)
+    if waiting is not None and waiting.get("reason") == "CrashLoopBackOff":
+        since = parse_time(last.get("finishedAt")) if last is not None else _created_at(pod)
+        return InstanceState.FAILED_STARTING_ROLE, since, f"crash loop: last run {_terminated_text(last)}"
+    if waiting is not None and waiting.get("reason") in _CONFIG_ERRORS:
+        return InstanceState.FAILED_STARTING_ROLE, _created_at(pod), _waiting_text(waiting)
+
+    gate, gate_time = auto_start_gate(pod)
+    started_at = parse_time(running.get("startedAt")) if running is not None else None
+    if _is_busy(pod):
+        since = gate_time if gate is False and gate_time is not None else started_at or _created_at(pod)
+        return InstanceState.BUSY_ROLE, since, "busy (vmrole.dev/busy=true): out of rotation"
+
+    if running is not None:
+        if gate is True and not gate_is_stale(pod):
+            ready = _condition(pod, "Ready")
+            ready_since = parse_time(ready.get("lastTransitionTime")) if ready is not None else gate_time
+            if _pod_ready(pod):
+                return InstanceState.READY_ROLE, ready_since, "in rotation"
+            detail = ready.get("message") if ready is not None else None
+            return (
+                InstanceState.UNRESPONSIVE_ROLE,
+                ready_since,
+                "readiness check failing" + (f": {detail}" if detail else ""),
+            )
+        if started_at is None:
+            return InstanceState.STARTING_ROLE, _created_at(pod), "waiting for auto-start checks"
+        deadline = started_at + timedelta(seconds=auto_start_timeout_s)
+        if now > deadline:
+            return (
+                InstanceState.FAILED_STARTING_ROLE,
+                deadline,
+                f"auto-start checks did not all pass within {auto_start_timeout_s}s",
+            )
+        gate_condition = _condition(pod, c.AUTO_START_CONDITION)
+        detail = gate_condition.get("message") if gate_condition is not None and gate is False else None
+        return (
+            InstanceState.STARTING_ROLE,
+            started_at,
+            "waiting for auto-start checks" + (f": {detail}" if detail else ""),
+        )
+
+    terminated = _state(main, "terminated")
+    if terminated is not None or (waiting is not None and last is not None):
+        ended = terminated if terminated is not None else last
+        return (
+            InstanceState.RESTARTING_ROLE,
+            parse_time(ended.get("finishedAt")) if ended is not None else None,
+            f"restarting: last run {_terminated_text(ended)}",
+        )
+    if waiting is not None and _has_setup(pod):
+        # Setup completed and the role's container is being created: the "restart after setup".
+        setup_done = _state(_container_status(pod, c.SETUP_CONTAINER, init=True), "terminated")
+        since = parse_time(setup_done.get("finishedAt")) if setup_done is not None else None
+        return (
+            InstanceState.STARTING_VM,
+            since,
+            f"setup complete; starting the role ({_waiting_text(waiting)})",
+        )
+    return _creating(pod, waiting)
+
+
+# --- role status ---
+
+
+def _condition_entry(
+    type_: str, status: bool, reason: str, message: str, generation: int | None
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "type": type_,
+        "status": "True" if status else "False",
+        "reason": reason,
+        "message": message,
+    }
+    if generation is not None:
+        entry["observedGeneration"] = generation
+    return entry
+
+
+def merge_conditions(
+    previous: Sequence[Mapping[str, Any]] | None, new: Sequence[Mapping[str, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    """`new` conditions with lastTransitionTime: kept from `previous` when the status is unchanged."""
+    before = {str(cond.get("type")): cond for cond in previous or [] if isinstance(cond, Mapping)}
+    merged = []
+    for cond in new:
+        entry = dict(cond)
+        old = before.get(str(cond.get("type")))
+        if old is not None and old.get("status") == cond.get("status") and old.get("lastTransitionTime"):
+            entry["lastTransitionTime"] = old["lastTransitionTime"]
+        else:
+            entry["lastTransitionTime"] = format_time(now)
+        merged.append(entry)
+    return merged
+
+
+def _instance_entry(pod: Mapping[str, Any], now: datetime, timeout_s: int) -> dict[str, Any]:
+    state, since, message = instance_state(pod, now, timeout_s)
+    main = _container_status(pod, c.MAIN_CONTAINER)
+    restarts = main.get("restartCount", 0) if main is not None else 0
+    entry: dict[str, Any] = {
+        "name": str(_metadata(pod).get("name", "")),
+        "state": state.value,
+        "ready": state is InstanceState.READY_ROLE,
+        "restarts": restarts if isinstance(restarts, int) else 0,
+    }
+    pod_ip = _pod_status(pod).get("podIP")
+    if pod_ip:
+        entry["podIP"] = str(pod_ip)
+    node = _map(pod.get("spec")).get("nodeName")
+    if node:
+        entry["node"] = str(node)
+    if since is not None:
+        entry["since"] = format_time(since)
+    if message:
+        entry["message"] = message
+    return entry
+
+
+def _available(role: VMRole, ready: int, generation: int | None) -> dict[str, Any]:
+    wanted = role.spec.instances
+    if wanted == 0:
+        return _condition_entry(
+            c.CONDITION_AVAILABLE, True, "MinimumInstancesReady", "no instances requested", generation
+        )
+    # At least one instance must serve, even when maxUnavailable >= instances: a role with nothing
+    # in rotation is not available, whatever the rollout budget allows.
+    required = max(1, wanted - role.spec.upgrade.maxUnavailable)
+    message = f"{ready} of {wanted} instances ready (at least {required} required)"
+    if ready >= required:
+        return _condition_entry(c.CONDITION_AVAILABLE, True, "MinimumInstancesReady", message, generation)
+    return _condition_entry(c.CONDITION_AVAILABLE, False, "InstancesUnavailable", message, generation)
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _progressing(
+    role: VMRole, deployment: Mapping[str, Any] | None, pinned: bool, generation: int | None
+) -> dict[str, Any]:
+    wanted = role.spec.instances
+
+    def progressing(reason: str, message: str) -> dict[str, Any]:
+        return _condition_entry(c.CONDITION_PROGRESSING, True, reason, message, generation)
+
+    if deployment is None:
+        return progressing("Creating", "creating the role's Deployment")
+    if not pinned and wanted > 0:
+        return progressing("PinningImage", f"resolving {role.spec.image} to a digest on the first instance")
+    dep_meta = _map(deployment.get("metadata"))
+    dep_status = _map(deployment.get("status"))
+    if _int(dep_status.get("observedGeneration")) < _int(dep_meta.get("generation")):
+        return progressing("RollingOut", "waiting for the Deployment controller to see the change")
+    updated = _int(dep_status.get("updatedReplicas"))
+    existing = _int(dep_status.get("replicas"))
+    if updated < wanted or existing > wanted:
+        message = f"{updated} of {wanted} instances updated, {existing} exist"
+        if role.spec.upgrade.paused:
+            return _condition_entry(
+                c.CONDITION_PROGRESSING,
+                False,
+                "RolloutPaused",
+                f"paused (spec.upgrade.paused): {message}",
+                generation,
+            )
+        return progressing("RollingOut", message)
+    return _condition_entry(
+        c.CONDITION_PROGRESSING, False, "RolloutComplete", f"{wanted} instances up to date", generation
+    )
+
+
+def _degraded(instances: Sequence[Mapping[str, Any]], generation: int | None) -> dict[str, Any]:
+    failing = [i for i in instances if i["state"] in FAILING_STATES]
+    if not failing:
+        return _condition_entry(
+            c.CONDITION_DEGRADED, False, "AllInstancesHealthy", "no instance is failing", generation
+        )
+    named = [f"{i['name']} is {i['state']}" for i in failing[:_MAX_NAMED_IN_MESSAGE]]
+    more = len(failing) - len(named)
+    message = ", ".join(named) + (f" and {more} more" if more > 0 else "")
+    return _condition_entry(c.CONDITION_DEGRADED, True, "InstancesFailing", message, generation)
+
+
+def compute_status(
+    role: VMRole,
+    pods: Sequence[Mapping[str, Any]],
+    deployment: Mapping[str, Any] | None,
+    pinned_image: str | None,
+    spec_image_pinned_from: str | None,
+    previous_status: Mapping[str, Any] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The VMRole's status (camelCase, JSON-ready) from its pods and Deployment.
+
+    `pinned_image`/`spec_image_pinned_from` are the digest reference in use and the spec.image it
+    was resolved from; the image counts as pinned only while the latter equals spec.image.
+    """
+    previous = previous_status or {}
+    generation = role.metadata.get("generation")
+    generation = generation if isinstance(generation, int) else None
+    timeout_s = role.spec.autoStartTimeoutSeconds
+
+    ordered = sorted(pods, key=lambda pod: str(_metadata(pod).get("name", "")))
+    instances = [_instance_entry(pod, now, timeout_s) for pod in ordered]
+    ready = sum(1 for i in instances if i["state"] == InstanceState.READY_ROLE)
+    replicas = sum(1 for i in instances if i["state"] != InstanceState.STOPPING_ROLE)
+    pinned = pinned_image is not None and spec_image_pinned_from == role.spec.image
+
+    conditions = merge_conditions(
+        _list(previous.get("conditions")),
+        [
+            _available(role, ready, generation),
+            _progressing(role, deployment, pinned, generation),
+            _degraded(instances, generation),
+        ],
+        now,
+    )
+
+    status: dict[str, Any] = {}
+    if generation is not None:
+        status["observedGeneration"] = generation
+    if pinned_image is not None:
+        status["image"] = pinned_image
+    if spec_image_pinned_from is not None:
+        status["specImage"] = spec_image_pinned_from
+    status["replicas"] = replicas
+    status["readyReplicas"] = ready
+    status["selector"] = f"{c.ROLE_LABEL}={role.name}"
+    status["instances"] = instances
+    status["conditions"] = conditions
+    last_reimage = previous.get("lastReimage")
+    if isinstance(last_reimage, Mapping):
+        status["lastReimage"] = dict(last_reimage)
+    status["heals"] = _int(previous.get("heals"))
+    return status

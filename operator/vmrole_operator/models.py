@@ -1,0 +1,716 @@
+"""The VMRole API (vmrole.dev/v1alpha1) as pydantic models.
+
+These models are the single source of truth for the CRD schema (see `crd.py`): field
+descriptions become `kubectl explain` text, and every cross-field rule exists twice, once as a
+CEL rule in the schema (so the API server refuses bad input at admission) and once as a pydantic
+validator (so `parse_role` agrees with the API server). Both use the same message text.
+"""
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.config import JsonDict
+
+from vmrole_operator import constants as c
+
+# --- patterns (RE2 and Rust-regex compatible: no look-around, no back-references) ---
+
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+# As in distribution/reference: the first component is a registry host only if it has a dot or a
+# port or is "localhost"; otherwise it is a (lowercase) path component.
+_DOMAIN = rf"(?:(?:localhost|{_DOMAIN_PART}(?:\.{_DOMAIN_PART})+)(?::[0-9]+)?|{_DOMAIN_PART}:[0-9]+)"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+# The reference grammar, restricted to sha256 digests: [host[:port]/]path[:tag][@digest].
+IMAGE_PATTERN = (
+    rf"^(?:{_DOMAIN}/)?{_PATH_PART}(?:/{_PATH_PART})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DNS_1035_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+LABEL_VALUE_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+# Absolute, not "/", no empty, "." or ".." components (the path doubles as an emptyDir subPath).
+ABSOLUTE_PATH_PATTERN = r"^(/\.{0,2}[A-Za-z0-9_@+~-][A-Za-z0-9._@+~-]*)+$"
+HTTP_PATH_PATTERN = r"^/[!-~]*$"
+ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+_DNS_1035 = re.compile(DNS_1035_PATTERN)
+QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
+
+# --- list bounds: CEL cost estimation multiplies by them, so every list a rule walks is bounded ---
+
+MAX_CHECKS = 16
+MAX_ENDPOINTS = 16
+MAX_MOUNT_PATHS = 16
+MAX_ARGS = 256
+MAX_ENV = 256
+MAX_PATH_LENGTH = 256
+
+# --- rule messages, shared by the CEL rules and the pydantic validators ---
+
+MSG_ANSWER_FILE_ONE_SOURCE = (
+    "spec.setup.answerFile: exactly one of data, configMapName, secretName must be set"
+)
+MSG_CHECK_ONE_KIND = "spec.autoStart: each check must set exactly one of tcpSocket, httpGet"
+MSG_ENV_VALUE_XOR_FROM = "spec.env: value and valueFrom are mutually exclusive"
+MSG_INPUT_PORTS_UNIQUE = "spec.endpoints.input: port must be unique per protocol"
+MSG_INTERNAL_PORTS_UNIQUE = "spec.endpoints.internal: port must be unique per protocol"
+MSG_INPUT_TARGET_CHECKED = (
+    "spec.endpoints.input: every input endpoint's targetPort (or port, when targetPort is unset) "
+    "must be a port checked by spec.autoStart, so that only started services take traffic"
+)
+MSG_UPGRADE_NOT_BOTH_ZERO = "spec.upgrade: maxUnavailable and maxSurge must not both be 0"
+MSG_ANSWER_MOUNT_CLASH = (
+    "spec.setup.answerFile.mountPath: must differ from every spec.ephemeralDisk.mountPaths entry"
+)
+MSG_NAME_TOO_LONG = (
+    f"metadata.name: must be at most {c.MAX_ROLE_NAME_LENGTH} characters, "
+    f"so that the Service <name>{c.INTERNAL_SERVICE_SUFFIX} is a valid name"
+)
+MSG_NAME_DNS_1035 = (
+    "metadata.name: must be a DNS-1035 label (lowercase letters, digits and '-', starting with a "
+    "letter), because the role's Services are named after it"
+)
+
+
+def _rule(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> JsonDict:
+    """One `x-kubernetes-validations` entry."""
+    entry: JsonDict = {"rule": rule, "message": message}
+    if field_path is not None:
+        entry["fieldPath"] = field_path
+    if reason is not None:
+        entry["reason"] = reason
+    return entry
+
+
+def _list_map(*rules: JsonDict) -> JsonDict:
+    """Schema extras for a list of objects keyed by `name`: the API server rejects duplicates itself."""
+    extra: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+    if rules:
+        extra["x-kubernetes-validations"] = list(rules)
+    return extra
+
+
+def _duplicates(values: list[Any]) -> list[Any]:
+    seen: set[Any] = set()
+    dups: list[Any] = []
+    for value in values:
+        if value in seen and value not in dups:
+            dups.append(value)
+        seen.add(value)
+    return dups
+
+
+def _unique_names(items: list[Any], field: str) -> None:
+    dups = _duplicates([item.name for item in items])
+    if dups:
+        raise ValueError(f"{field}: duplicate name(s) {', '.join(map(repr, dups))}")
+
+
+def _defaults_of(model: type[BaseModel]) -> JsonDict:
+    """Schema default for an optional nested object: all of its own defaults, spelled out.
+
+    The parent default makes the API server apply the inner defaults when the object is omitted.
+    It cannot be `{}`: the API server checks a default against the CEL rules as written, without
+    applying nested defaults, so `{}` would fail e.g. the spec.upgrade rule.
+    """
+    # Empty lists are left out: an absent list already means "none".
+    dump = model().model_dump(exclude_none=True)
+    return {"default": {key: value for key, value in dump.items() if value != []}}
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=64)]
+AbsolutePath = Annotated[str, Field(pattern=ABSOLUTE_PATH_PATTERN, max_length=MAX_PATH_LENGTH)]
+ArgList = Annotated[list[str], Field(max_length=MAX_ARGS)]
+
+
+class _Spec(BaseModel):
+    """Base for user-written objects: unknown fields are errors, never silently dropped.
+
+    Strict, like the API server's schema validation: "3" is not an integer, 1 is not a boolean.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class EnvVar(_Spec):
+    """An environment variable of the role's containers (same shape as a Pod's env entry)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _rule("!(has(self.value) && has(self.valueFrom))", MSG_ENV_VALUE_XOR_FROM)
+            ]
+        }
+    )
+
+    name: str = Field(
+        description="Name of the environment variable.",
+        pattern=ENV_NAME_PATTERN,
+        max_length=256,
+    )
+    value: str | None = Field(default=None, description="Literal value of the variable.")
+    valueFrom: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Source of the value (fieldRef, resourceFieldRef, configMapKeyRef, secretKeyRef), "
+            "exactly as in a Pod's env[].valueFrom."
+        ),
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+    @model_validator(mode="after")
+    def _value_xor_from(self) -> "EnvVar":
+        if self.value is not None and self.valueFrom is not None:
+            raise ValueError(MSG_ENV_VALUE_XOR_FROM)
+        return self
+
+
+class EphemeralDisk(_Spec):
+    """The instance's writable disk: one emptyDir, lost on reimage, kept across restarts."""
+
+    mountPaths: list[AbsolutePath] = Field(
+        default=["/tmp"],
+        description=(
+            "Absolute paths where the ephemeral disk is mounted (one disk, many mount points); "
+            "the root filesystem is read-only, so these are the only writable places."
+        ),
+        max_length=MAX_MOUNT_PATHS,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    sizeLimit: Quantity = Field(
+        default="1Gi",
+        description=(
+            "Maximum size of the ephemeral disk (a quantity, e.g. 256Mi); exceeding it evicts the instance."
+        ),
+    )
+
+    @field_validator("mountPaths")
+    @classmethod
+    def _unique_paths(cls, paths: list[str]) -> list[str]:
+        dups = _duplicates(paths)
+        if dups:
+            raise ValueError(f"spec.ephemeralDisk.mountPaths: duplicate path(s) {', '.join(map(repr, dups))}")
+        return paths
+
+
+class AnswerFile(_Spec):
+    """The answer file given to setup (the role's `unattend.xml`), mounted read-only."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _rule(
+                    "(has(self.data) ? 1 : 0) + (has(self.configMapName) ? 1 : 0)"
+                    " + (has(self.secretName) ? 1 : 0) == 1",
+                    MSG_ANSWER_FILE_ONE_SOURCE,
+                )
+            ]
+        }
+    )
+
+    mountPath: AbsolutePath = Field(
+        default="/etc/vmrole/answer",
+        description="Directory where the answer file's keys appear as files (read-only).",
+    )
+    data: dict[str, str] | None = Field(
+        default=None,
+        description=(
+            "Inline answer file: file name -> content. The operator stores it in the ConfigMap "
+            f"<name>{c.ANSWER_FILE_CONFIGMAP_SUFFIX}."
+        ),
+        json_schema_extra={"maxProperties": 64},
+    )
+    configMapName: str | None = Field(
+        default=None,
+        description="Name of an existing ConfigMap in the role's namespace holding the answer file.",
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        max_length=253,
+    )
+    secretName: str | None = Field(
+        default=None,
+        description="Name of an existing Secret in the role's namespace holding the answer file.",
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        max_length=253,
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "AnswerFile":
+        sources = [self.data, self.configMapName, self.secretName]
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError(MSG_ANSWER_FILE_ONE_SOURCE)
+        return self
+
+
+class Setup(_Spec):
+    """Unattended setup, run from the golden image before the role starts, on every (re)image."""
+
+    command: ArgList = Field(
+        description="Setup command (an init container's command); a non-zero exit is a failed start.",
+        min_length=1,
+    )
+    args: ArgList | None = Field(default=None, description="Arguments to the setup command.")
+    answerFile: AnswerFile | None = Field(
+        default=None, description="Answer file mounted read-only for setup; exactly one source must be set."
+    )
+
+
+class TCPSocketCheck(_Spec):
+    """Passes when a TCP connection to the port is accepted."""
+
+    port: Port = Field(description="Port on the instance's IP.")
+
+
+class HTTPGetCheck(_Spec):
+    """Passes when an HTTP GET returns a status in 200..399."""
+
+    port: Port = Field(description="Port on the instance's IP.")
+    path: str = Field(default="/", description="Request path.", pattern=HTTP_PATH_PATTERN, max_length=1024)
+    scheme: Literal["HTTP", "HTTPS"] = Field(
+        default="HTTP", description="HTTP or HTTPS (the certificate is not verified)."
+    )
+
+
+class AutoStartCheck(_Spec):
+    """A check for one auto-start service of the image; exactly one kind must be set."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _rule("has(self.tcpSocket) != has(self.httpGet)", MSG_CHECK_ONE_KIND)
+            ]
+        }
+    )
+
+    name: str = Field(
+        description="Name of the check (unique in spec.autoStart), used in status and Events.",
+        pattern=DNS_LABEL_PATTERN,
+        max_length=63,
+    )
+    tcpSocket: TCPSocketCheck | None = Field(default=None, description="TCP connect check.")
+    httpGet: HTTPGetCheck | None = Field(default=None, description="HTTP GET check.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "AutoStartCheck":
+        if (self.tcpSocket is None) == (self.httpGet is None):
+            raise ValueError(MSG_CHECK_ONE_KIND)
+        return self
+
+    @property
+    def port(self) -> int:
+        """The port this check probes."""
+        if self.tcpSocket is not None:
+            return self.tcpSocket.port
+        assert self.httpGet is not None  # guaranteed by _one_kind
+        return self.httpGet.port
+
+
+class Endpoint(_Spec):
+    """A named port of the role."""
+
+    name: str = Field(
+        description="Port name (unique in its list), also the Service port's name.",
+        pattern=DNS_LABEL_PATTERN,
+        max_length=63,
+    )
+    port: Port = Field(description="Port the Service exposes.")
+    targetPort: Port | None = Field(
+        default=None, description="Port the instance listens on; defaults to port."
+    )
+    protocol: Literal["TCP", "UDP", "SCTP"] = Field(default="TCP", description="IP protocol.")
+
+    @property
+    def effective_target_port(self) -> int:
+        """The port on the instance: targetPort, or port when targetPort is unset."""
+        return self.targetPort if self.targetPort is not None else self.port
+
+
+_PORTS_UNIQUE_RULE = "self.all(e, self.filter(f, f.port == e.port && f.protocol == e.protocol).size() == 1)"
+
+
+def _unique_ports(endpoints: list[Endpoint], message: str) -> None:
+    if _duplicates([(e.port, e.protocol) for e in endpoints]):
+        raise ValueError(message)
+
+
+class Endpoints(_Spec):
+    """How the role is reached: input endpoints load-balanced, internal endpoints per instance."""
+
+    input: list[Endpoint] = Field(
+        default_factory=list,
+        description=(
+            "Input endpoints: a Service named like the role, load-balancing over the instances in rotation."
+        ),
+        max_length=MAX_ENDPOINTS,
+        json_schema_extra=_list_map(_rule(_PORTS_UNIQUE_RULE, MSG_INPUT_PORTS_UNIQUE)),
+    )
+    internal: list[Endpoint] = Field(
+        default_factory=list,
+        description=(
+            f"Internal endpoints: a headless Service <name>{c.INTERNAL_SERVICE_SUFFIX} giving each "
+            "instance's own IP; a NetworkPolicy admits only the role's own pods (or its peer group) "
+            "to these ports."
+        ),
+        max_length=MAX_ENDPOINTS,
+        json_schema_extra=_list_map(_rule(_PORTS_UNIQUE_RULE, MSG_INTERNAL_PORTS_UNIQUE)),
+    )
+    serviceType: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        default="ClusterIP", description="Type of the input endpoints' Service."
+    )
+    peerGroup: str | None = Field(
+        default=None,
+        description=(
+            "Peer group (a label value): pods of every role in this namespace with the same "
+            "peerGroup may reach each other's internal endpoints."
+        ),
+        pattern=LABEL_VALUE_PATTERN,
+        max_length=63,
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Endpoints":
+        _unique_names(self.input, "spec.endpoints.input")
+        _unique_names(self.internal, "spec.endpoints.internal")
+        _unique_ports(self.input, MSG_INPUT_PORTS_UNIQUE)
+        _unique_ports(self.internal, MSG_INTERNAL_PORTS_UNIQUE)
+        return self
+
+
+class Upgrade(_Spec):
+    """How instances are replaced on an image change or a reimage of all instances."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _rule("self.maxUnavailable > 0 || self.maxSurge > 0", MSG_UPGRADE_NOT_BOTH_ZERO)
+            ]
+        }
+    )
+
+    maxUnavailable: int = Field(
+        default=1, description="At most this many instances out of rotation at once.", ge=0
+    )
+    maxSurge: int = Field(
+        default=0, description="At most this many instances above spec.instances at once.", ge=0
+    )
+    paused: bool = Field(default=False, description="Stop the rolling replacement where it is.")
+
+    @model_validator(mode="after")
+    def _not_both_zero(self) -> "Upgrade":
+        if self.maxUnavailable == 0 and self.maxSurge == 0:
+            raise ValueError(MSG_UPGRADE_NOT_BOTH_ZERO)
+        return self
+
+
+class Healing(_Spec):
+    """Automatic reimage of instances that keep failing."""
+
+    enabled: bool = Field(default=True, description="Reimage failing instances automatically.")
+    maxPerHour: int = Field(
+        default=6, description="At most this many automatic reimages per hour for the role.", ge=0
+    )
+
+
+class Resources(_Spec):
+    """Compute resources of each instance's containers (as a container's resources)."""
+
+    requests: dict[str, Quantity] | None = Field(
+        default=None, description="Minimum resources (e.g. cpu: 100m, memory: 128Mi), as quantity strings."
+    )
+    limits: dict[str, Quantity] | None = Field(
+        default=None, description="Maximum resources (e.g. memory: 256Mi), as quantity strings."
+    )
+
+
+class SecurityContext(_Spec):
+    """Identity the instance's processes run as; they always run as non-root."""
+
+    runAsUser: int = Field(
+        default=c.DEFAULT_RUN_AS_USER, description="User id of the container processes (non-zero).", ge=1
+    )
+    runAsGroup: int = Field(
+        default=c.DEFAULT_RUN_AS_GROUP, description="Primary group id of the processes.", ge=0
+    )
+    fsGroup: int | None = Field(default=None, description="Group that owns the mounted volumes.", ge=0)
+
+
+_INPUT_CHECKED_RULE = (
+    "!has(self.autoStart) || size(self.autoStart) == 0 || !has(self.endpoints)"
+    " || !has(self.endpoints.input) || self.endpoints.input.all(e, self.autoStart.exists(k,"
+    " (has(k.tcpSocket) && k.tcpSocket.port == (has(e.targetPort) ? e.targetPort : e.port))"
+    " || (has(k.httpGet) && k.httpGet.port == (has(e.targetPort) ? e.targetPort : e.port))))"
+)
+_ANSWER_MOUNT_RULE = (
+    "!has(self.setup) || !has(self.setup.answerFile) || !has(self.ephemeralDisk)"
+    " || !has(self.ephemeralDisk.mountPaths)"
+    " || !(self.setup.answerFile.mountPath in self.ephemeralDisk.mountPaths)"
+)
+
+
+class VMRoleSpec(_Spec):
+    """Desired state of a VM role: N interchangeable instances of one golden image."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _rule(_INPUT_CHECKED_RULE, MSG_INPUT_TARGET_CHECKED, field_path=".endpoints.input"),
+                _rule(_ANSWER_MOUNT_RULE, MSG_ANSWER_MOUNT_CLASH, field_path=".setup.answerFile.mountPath"),
+            ]
+        }
+    )
+
+    image: str = Field(
+        description=(
+            "The golden image: a tag or a digest reference. A tag is resolved once to a digest and "
+            "pinned (status.image), so every instance and every reimage runs exactly that image."
+        ),
+        pattern=IMAGE_PATTERN,
+        max_length=512,
+    )
+    instances: int = Field(
+        default=1, description="Number of instances (the scale subresource's spec path).", ge=0
+    )
+    command: ArgList | None = Field(
+        default=None, description="Main container command (overrides the image's)."
+    )
+    args: ArgList | None = Field(default=None, description="Main container arguments.")
+    env: list[EnvVar] | None = Field(
+        default=None,
+        description="Environment of the main and setup containers.",
+        max_length=MAX_ENV,
+        json_schema_extra=_list_map(),
+    )
+    ephemeralDisk: EphemeralDisk = Field(
+        default_factory=lambda: EphemeralDisk(),
+        json_schema_extra=_defaults_of(EphemeralDisk),
+        description="The instance's ephemeral writable disk.",
+    )
+    setup: Setup | None = Field(
+        default=None, description="Unattended setup run before the role starts, on every (re)image."
+    )
+    autoStart: list[AutoStartCheck] = Field(
+        default_factory=list,
+        description=(
+            "Checks for the image's auto-start services; an instance enters rotation only when setup "
+            "finished and every check passes, and leaves it after any container restart until they "
+            "pass again."
+        ),
+        max_length=MAX_CHECKS,
+        json_schema_extra=_list_map(),
+    )
+    autoStartTimeoutSeconds: int = Field(
+        default=300,
+        description=(
+            "An instance whose checks have not all passed this long after it started is FailedStartingRole."
+        ),
+        ge=1,
+        le=86400,
+    )
+    endpoints: Endpoints = Field(
+        default_factory=lambda: Endpoints(),
+        json_schema_extra=_defaults_of(Endpoints),
+        description="Input (load-balanced) and internal (per-instance) endpoints.",
+    )
+    upgrade: Upgrade = Field(
+        default_factory=lambda: Upgrade(),
+        json_schema_extra=_defaults_of(Upgrade),
+        description="Rolling replacement bounds for image upgrades and reimages.",
+    )
+    healing: Healing = Field(
+        default_factory=lambda: Healing(),
+        json_schema_extra=_defaults_of(Healing),
+        description="Automatic reimage of failing instances.",
+    )
+    resources: Resources | None = Field(default=None, description="Compute resources of each instance.")
+    securityContext: SecurityContext = Field(
+        default_factory=lambda: SecurityContext(),
+        json_schema_extra=_defaults_of(SecurityContext),
+        description="User and groups the instance runs as.",
+    )
+    nodeSelector: dict[str, str] | None = Field(
+        default=None, description="Node labels an instance's node must have (as a Pod's nodeSelector)."
+    )
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> "VMRoleSpec":
+        _unique_names(self.autoStart, "spec.autoStart")
+        if self.env is not None:
+            _unique_names(self.env, "spec.env")
+        if self.autoStart:
+            checked = {check.port for check in self.autoStart}
+            if any(e.effective_target_port not in checked for e in self.endpoints.input):
+                raise ValueError(MSG_INPUT_TARGET_CHECKED)
+        answer = self.setup.answerFile if self.setup is not None else None
+        if answer is not None and answer.mountPath in self.ephemeralDisk.mountPaths:
+            raise ValueError(MSG_ANSWER_MOUNT_CLASH)
+        return self
+
+
+# --- status: written only by the operator (unknown fields ignored: an old status never breaks parsing) ---
+
+
+class _Status(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+_DATE_TIME: JsonDict = {"format": "date-time"}
+
+
+class InstanceStatus(_Status):
+    """One instance (pod) of the role."""
+
+    name: str = Field(description="Pod name.")
+    state: str = Field(
+        description=(
+            "Instance state: CreatingVM, StartingVM, StartingRole, ReadyRole, BusyRole, RestartingRole, "
+            "StoppingRole, FailedStartingVM, FailedStartingRole or UnresponsiveRole."
+        )
+    )
+    ready: bool = Field(default=False, description="True when the instance is in rotation (state ReadyRole).")
+    restarts: int = Field(default=0, description="Restarts of the main container.")
+    podIP: str | None = Field(default=None, description="The instance's IP.")
+    node: str | None = Field(default=None, description="Node the instance runs on.")
+    since: str | None = Field(
+        default=None, description="When the instance entered its state.", json_schema_extra=_DATE_TIME
+    )
+    message: str | None = Field(default=None, description="Why the instance is in its state.")
+
+
+class Condition(_Status):
+    """A role-level condition (metav1.Condition)."""
+
+    type: str = Field(description="Available, Progressing or Degraded.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(description="Machine-readable reason in CamelCase.")
+    message: str = Field(default="", description="Human-readable details.")
+    observedGeneration: int | None = Field(
+        default=None, description="metadata.generation the condition was computed for."
+    )
+    lastTransitionTime: str = Field(description="When the status last changed.", json_schema_extra=_DATE_TIME)
+
+
+class LastReimage(_Status):
+    """The last handled reimage-all request."""
+
+    token: str = Field(description="Value of the vmrole.dev/reimage annotation that was handled.")
+    startedAt: str = Field(description="When the reimage started.", json_schema_extra=_DATE_TIME)
+    completedAt: str | None = Field(
+        default=None, description="When every instance had been replaced.", json_schema_extra=_DATE_TIME
+    )
+
+
+class VMRoleStatus(_Status):
+    """Observed state of a VM role."""
+
+    observedGeneration: int | None = Field(
+        default=None, description="metadata.generation this status was computed for."
+    )
+    image: str | None = Field(default=None, description="The pinned golden image (a digest reference).")
+    specImage: str | None = Field(
+        default=None,
+        description="The spec.image value status.image was resolved from; pinned iff it equals spec.image.",
+    )
+    replicas: int = Field(
+        default=0,
+        description="Instances that exist and are not stopping (the scale subresource's status path).",
+    )
+    readyReplicas: int = Field(default=0, description="Instances in rotation (state ReadyRole).")
+    selector: str | None = Field(
+        default=None, description="Label selector of the instances, in string form (for HPA)."
+    )
+    instances: list[InstanceStatus] = Field(
+        default_factory=list,
+        description="One entry per instance, sorted by name.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Available, Progressing and Degraded.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    lastReimage: LastReimage | None = Field(default=None, description="The last handled reimage-all request.")
+    heals: int = Field(default=0, description="Automatic reimages done so far.")
+
+
+class VMRole(BaseModel):
+    """A VMRole object as the API returns it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    apiVersion: Literal["vmrole.dev/v1alpha1"] = Field(description="vmrole.dev/v1alpha1")
+    kind: Literal["VMRole"] = Field(description="VMRole")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Standard object metadata.")
+    spec: VMRoleSpec = Field(description="Desired state.")
+    status: VMRoleStatus | None = Field(default=None, description="Observed state.")
+
+    @model_validator(mode="after")
+    def _name(self) -> "VMRole":
+        name = self.metadata.get("name")
+        if isinstance(name, str):
+            if len(name) > c.MAX_ROLE_NAME_LENGTH:
+                raise ValueError(MSG_NAME_TOO_LONG)
+            if not _DNS_1035.match(name):
+                raise ValueError(MSG_NAME_DNS_1035)
+        return self
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", ""))
+
+    @property
+    def namespace(self) -> str | None:
+        namespace = self.metadata.get("namespace")
+        return None if namespace is None else str(namespace)
+
+
+# Root-level rules: only here may CEL see metadata.name. No fieldPath: the root schema declares no
+# metadata properties, so the API server would refuse ".metadata.name" as a path.
+ROOT_VALIDATIONS: list[JsonDict] = [
+    _rule(f"size(self.metadata.name) <= {c.MAX_ROLE_NAME_LENGTH}", MSG_NAME_TOO_LONG),
+    _rule(f"self.metadata.name.matches('{DNS_1035_PATTERN}')", MSG_NAME_DNS_1035),
+]
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.startswith(("function-", "constrained-")) or part in {"str", "int"}:
+            continue  # pydantic-internal union/constraint steps, not fields
+        else:
+            path += f".{part}" if path else part
+    return path
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One line per problem, each starting with the field path (e.g. `spec.upgrade: ...`)."""
+    lines = []
+    for err in error.errors(include_url=False):
+        message = str(err["msg"]).removeprefix("Value error, ")
+        path = _loc(tuple(err["loc"]))
+        # Cross-field messages already name their field(s), like the CEL rules do.
+        if message.startswith(("spec.", "metadata.")) or not path:
+            lines.append(message)
+        else:
+            lines.append(f"{path}: {message}")
+    return "; ".join(lines)
+
+
+def _without_nulls(value: Any) -> Any:
+    """`value` without null object fields: the API server drops them before defaulting too."""
+    if isinstance(value, Mapping):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
+def parse_role(body: Mapping[str, Any]) -> VMRole:
+    """Validate a VMRole object (as the API returns it); raise ValueError naming the bad field(s)."""
+    try:
+        return VMRole.model_validate(_without_nulls(body))
+    except ValidationError as error:
+        raise ValueError(f"invalid VMRole: {format_validation_error(error)}") from None

@@ -1,0 +1,355 @@
+"""Level-based reconciliation of one VMRole: children, image pin and status, from what the API holds.
+
+Every write is skipped when the object already matches, so a restart with nothing changed makes
+zero writes. Children are written with server-side apply (field manager `vmrole-operator`): it
+creates, repairs hand edits, and drops fields the role no longer asks for, in one idempotent call.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from . import constants as c
+from .builders import build_children, child_differs
+from .image_resolution import build_resolver_pod, read_resolver_pod, resolver_pod_name
+from .instance_state import compute_status
+from .models import VMRole, parse_role
+from .pinning import is_digest_reference
+
+FIELD_MANAGER = "vmrole-operator"
+APPLY = "application/apply-patch+yaml"
+
+EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@dataclass(frozen=True)
+class Pin:
+    """The digest reference instances run, and the spec.image it was resolved from."""
+
+    image: str | None
+    resolved_from: str | None
+
+    def covers(self, spec_image: str) -> bool:
+        return self.image is not None and self.resolved_from == spec_image
+
+
+def current_pin(role: VMRole, status: Mapping[str, Any]) -> Pin:
+    if is_digest_reference(role.spec.image):
+        return Pin(role.spec.image, role.spec.image)
+    return Pin(status.get("image"), status.get("specImage"))
+
+
+class _ChildKind:
+    """read/apply/list/delete for one child kind, over the official client."""
+
+    def __init__(self, api: client.ApiClient, kind: str) -> None:
+        core, apps, net = client.CoreV1Api(api), client.AppsV1Api(api), client.NetworkingV1Api(api)
+        self.kind = kind
+        self.read, self.patch, self.list, self.delete = {
+            "Deployment": (
+                apps.read_namespaced_deployment,
+                apps.patch_namespaced_deployment,
+                apps.list_namespaced_deployment,
+                apps.delete_namespaced_deployment,
+            ),
+            "Service": (
+                core.read_namespaced_service,
+                core.patch_namespaced_service,
+                core.list_namespaced_service,
+                core.delete_namespaced_service,
+            ),
+            "NetworkPolicy": (
+                net.read_namespaced_network_policy,
+                net.patch_namespaced_network_policy,
+                net.list_namespaced_network_policy,
+                net.delete_namespaced_network_policy,
+            ),
+            "ConfigMap": (
+                core.read_namespaced_config_map,
+                core.patch_namespaced_config_map,
+                core.list_namespaced_config_map,
+                core.delete_namespaced_config_map,
+            ),
+            "Pod": (
+                core.read_namespaced_pod,
+                core.patch_namespaced_pod,
+                core.list_namespaced_pod,
+                core.delete_namespaced_pod,
+            ),
+        }[kind]
+
+
+class RoleReconciler:
+    def __init__(self, api: client.ApiClient, operator_namespace: str, post_event: EventPoster) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.operator_namespace = operator_namespace
+        self.post_event = post_event
+        self.kinds = {
+            k: _ChildKind(api, k) for k in ("ConfigMap", "Deployment", "Service", "NetworkPolicy", "Pod")
+        }
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def lock(self, namespace: str, name: str) -> threading.Lock:
+        """Handlers of one role run in several threads (role, pod and child events); serialise them."""
+        with self._locks_guard:
+            return self._locks.setdefault((namespace, name), threading.Lock())
+
+    # ---- entry points (each reads the VMRole fresh under the role's lock) -----------------------
+
+    def _read_role(self, namespace: str, name: str) -> tuple[dict[str, Any], VMRole] | None:
+        try:
+            body = self.custom.get_namespaced_custom_object(c.GROUP, c.VERSION, namespace, c.PLURAL, name)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        try:
+            return body, parse_role(body)
+        except ValueError:
+            return None  # reported as an InvalidSpec Event by the role handler
+
+    def reconcile_by_name(self, namespace: str, name: str) -> None:
+        """Children, image pin and status of one role, converged to its spec."""
+        with self.lock(namespace, name):
+            found = self._read_role(namespace, name)
+            if found is None:
+                return
+            body, role = found
+            status = dict(body.get("status") or {})
+            pin = current_pin(role, status)
+            if not pin.covers(role.spec.image):
+                pin = self._resolve_image(body, role, pin)
+                if pin.covers(role.spec.image):
+                    status.update(image=pin.image, specImage=pin.resolved_from)
+            self._ensure_children(body, role, pin)
+            self._write_status(body, role, pin, status)
+
+    def refresh_status_by_name(self, namespace: str, name: str) -> VMRole | None:
+        """Only the status (instances come and go, change state); returns the role for the caller."""
+        with self.lock(namespace, name):
+            found = self._read_role(namespace, name)
+            if found is None:
+                return None
+            body, role = found
+            status = dict(body.get("status") or {})
+            self._write_status(body, role, current_pin(role, status), status)
+            return role
+
+    def write_auto_start_gate(
+        self, namespace: str, pod: str, is_open: bool, reason: str, message: str
+    ) -> None:
+        condition = {
+            "type": c.AUTO_START_CONDITION,
+            "status": "True" if is_open else "False",
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        try:
+            self.core.patch_namespaced_pod_status(pod, namespace, {"status": {"conditions": [condition]}})
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    def report_auto_start_deadline(self, namespace: str, pod: str) -> None:
+        try:
+            pod_obj = self.core.read_namespaced_pod(pod, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return
+            raise
+        role_name = (pod_obj.metadata.labels or {}).get(c.ROLE_LABEL)
+        if role_name:
+            self.post_event(
+                self.api.sanitize_for_serialization(pod_obj),
+                "Warning",
+                "AutoStartTimeout",
+                "auto-start did not complete within spec.autoStartTimeoutSeconds",
+            )
+            self.refresh_status_by_name(namespace, role_name)
+
+    # ---- image pinning ----------------------------------------------------------------------------
+
+    def _resolve_image(self, body: Mapping[str, Any], role: VMRole, pin: Pin) -> Pin:
+        """Returns the new pin when the resolver pod has reported it, else the current one."""
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        resolver = build_resolver_pod(role)
+        kopf.adopt(resolver, owner=body)  # type: ignore[arg-type]
+        pods = self.kinds["Pod"]
+        try:
+            actual = self.api.sanitize_for_serialization(pods.read(resolver["metadata"]["name"], namespace))
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            pods.patch(
+                resolver["metadata"]["name"],
+                namespace,
+                resolver,
+                field_manager=FIELD_MANAGER,
+                force=True,
+                _content_type=APPLY,
+            )
+            self.post_event(
+                body,
+                "Normal",
+                "ResolvingImage",
+                f"resolving {role.spec.image} to a digest with pod {resolver['metadata']['name']}",
+            )
+            return pin
+        resolution = read_resolver_pod(actual)
+        if resolution is None or resolution.pinned is None:
+            if resolution is not None and resolution.failure:
+                self.post_event(
+                    body,
+                    "Warning",
+                    "ImageResolutionFailed",
+                    f"spec.image {role.spec.image}: {resolution.failure}",
+                )
+            return pin
+        new_pin = Pin(resolution.pinned, role.spec.image)
+        self._patch_status(namespace, name, {"image": new_pin.image, "specImage": new_pin.resolved_from})
+        self.post_event(
+            body, "Normal", "ImagePinned", f"golden image {role.spec.image} pinned as {new_pin.image}"
+        )
+        self._delete_resolvers(namespace, name, keep=None)
+        return new_pin
+
+    def _delete_resolvers(self, namespace: str, role_name: str, keep: str | None) -> None:
+        listing = self.core.list_namespaced_pod(
+            namespace, label_selector=f"{c.RESOLVER_FOR_LABEL}={role_name}"
+        )
+        for pod in listing.items:
+            if pod.metadata.name != keep:
+                self._delete(self.kinds["Pod"], namespace, pod.metadata.name, pod.metadata.uid)
+
+    # ---- children -------------------------------------------------------------------------------
+
+    def _ensure_children(self, body: Mapping[str, Any], role: VMRole, pin: Pin) -> None:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        children = build_children(
+            body, role, pin.image or role.spec.image, role.spec.instances, self.operator_namespace
+        )
+        if pin.image is None:
+            # Nothing runs before the golden image is pinned; Services and policy may exist already.
+            children = [ch for ch in children if ch["kind"] != "Deployment"]
+        elif pin.covers(role.spec.image):
+            self._delete_resolvers(namespace, name, keep=None)
+        else:
+            self._delete_resolvers(namespace, name, keep=resolver_pod_name(name, role.spec.image))
+        wanted = {(ch["kind"], ch["metadata"]["name"]) for ch in children}
+        for child in children:
+            self._apply_child(body, child)
+        self._delete_unwanted(body, wanted)
+
+    def _apply_child(self, body: Mapping[str, Any], desired: dict[str, Any]) -> None:
+        kind = self.kinds[desired["kind"]]
+        namespace, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
+        try:
+            actual = self.api.sanitize_for_serialization(kind.read(name, namespace))
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            actual = None
+        if actual is not None and not child_differs(desired, actual):
+            return
+        kind.patch(name, namespace, desired, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY)
+        verb = "Created" if actual is None else "Repaired"
+        self.post_event(
+            body, "Normal", f"{verb}{desired['kind']}", f"{verb.lower()} {desired['kind']} {name}"
+        )
+
+    def _delete_unwanted(self, body: Mapping[str, Any], wanted: set[tuple[str, str]]) -> None:
+        """Children the role no longer asks for (an endpoint list emptied, an inline answer file dropped)."""
+        namespace, name, uid = (
+            body["metadata"]["namespace"],
+            body["metadata"]["name"],
+            body["metadata"]["uid"],
+        )
+        for kind_name in ("ConfigMap", "Service", "NetworkPolicy"):
+            kind = self.kinds[kind_name]
+            for obj in kind.list(namespace, label_selector=f"{c.ROLE_LABEL}={name}").items:
+                owned = any(ref.uid == uid for ref in obj.metadata.owner_references or [])
+                if owned and (kind_name, obj.metadata.name) not in wanted:
+                    self._delete(kind, namespace, obj.metadata.name, obj.metadata.uid)
+                    self.post_event(
+                        body,
+                        "Normal",
+                        f"Deleted{kind_name}",
+                        f"deleted {kind_name} {obj.metadata.name}: the role no longer asks for it",
+                    )
+
+    @staticmethod
+    def _delete(kind: _ChildKind, namespace: str, name: str, uid: str) -> None:
+        try:
+            kind.delete(
+                name, namespace, body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
+            )
+        except ApiException as e:
+            if e.status not in (404, 409):  # gone already, or a newer object of that name
+                raise
+
+    # ---- status ---------------------------------------------------------------------------------
+
+    def _write_status(
+        self, body: Mapping[str, Any], role: VMRole, pin: Pin, previous: dict[str, Any]
+    ) -> None:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        pods = self.core.list_namespaced_pod(namespace, label_selector=f"{c.ROLE_LABEL}={name}").items
+        pod_dicts = [self.api.sanitize_for_serialization(p) for p in pods]
+        deployment = None
+        try:
+            deployment = self.api.sanitize_for_serialization(self.kinds["Deployment"].read(name, namespace))
+        except ApiException as e:
+            if e.status != 404:
+                raise
+        status = compute_status(role, pod_dicts, deployment, pin.image, pin.resolved_from, previous, utcnow())
+        if status == previous:
+            return
+        # A merge patch keeps keys it does not name, so name the ones that went away as null.
+        patch: dict[str, Any] = {k: None for k in previous if k not in status}
+        patch.update(status)
+        self._patch_status(namespace, name, patch)
+        self._announce_state_changes(body, previous, status)
+
+    def _patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            c.GROUP, c.VERSION, namespace, c.PLURAL, name, {"status": dict(status)}
+        )
+
+    def _announce_state_changes(
+        self, body: Mapping[str, Any], previous: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> None:
+        """Warning Events the first time an instance enters a failed state."""
+        before = {i["name"]: i["state"] for i in previous.get("instances") or []}
+        for instance in status.get("instances") or []:
+            state = instance["state"]
+            if state in WARNING_STATES and before.get(instance["name"]) != state:
+                reason, what = WARNING_STATES[state]
+                self.post_event(
+                    body,
+                    "Warning",
+                    reason,
+                    f"instance {instance['name']} {what}: {instance.get('message', '')}".rstrip(": "),
+                )
+
+
+WARNING_STATES = {
+    "FailedStartingVM": ("SetupFailed", "setup failed"),
+    "FailedStartingRole": ("AutoStartFailed", "did not complete auto-start"),
+    "UnresponsiveRole": ("InstanceUnresponsive", "stopped answering its auto-start checks"),
+}

@@ -1,0 +1,384 @@
+"""parse_role: defaults, the SEMANTICS.md example, and every invalid case refused with its field named."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from vmrole_operator import constants as c
+from vmrole_operator.models import VMRole, parse_role
+
+DIGEST = "a" * 64
+
+
+def example_body() -> dict[str, Any]:
+    """The VMRole of SEMANTICS.md's "API v1alpha1 (contract)" section."""
+    return {
+        "apiVersion": "vmrole.dev/v1alpha1",
+        "kind": "VMRole",
+        "metadata": {"name": "web", "namespace": "default", "uid": "u-1", "generation": 2},
+        "spec": {
+            "image": "localhost/vmrole-test/web:1",
+            "instances": 3,
+            "command": ["/bin/sh", "-c", "exec httpd -f -p 8080"],
+            "args": [],
+            "env": [{"name": "MODE", "value": "demo"}],
+            "ephemeralDisk": {"mountPaths": ["/scratch", "/tmp"], "sizeLimit": "256Mi"},
+            "setup": {
+                "command": ["/bin/sh", "-c", "cp /etc/vmrole/answer/unattend.xml /scratch/"],
+                "answerFile": {"mountPath": "/etc/vmrole/answer", "data": {"unattend.xml": "<unattend/>"}},
+            },
+            "autoStart": [
+                {"name": "http", "tcpSocket": {"port": 8080}},
+                {"name": "api", "httpGet": {"port": 8080, "path": "/healthz"}},
+            ],
+            "autoStartTimeoutSeconds": 300,
+            "endpoints": {
+                "input": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
+                "internal": [{"name": "peer", "port": 7000, "protocol": "TCP"}],
+                "serviceType": "ClusterIP",
+            },
+            "upgrade": {"maxUnavailable": 1, "maxSurge": 0, "paused": False},
+        },
+        "status": {
+            "observedGeneration": 2,
+            "image": f"localhost/vmrole-test/web@sha256:{DIGEST}",
+            "replicas": 3,
+            "readyReplicas": 3,
+            "selector": "vmrole.dev/role=web",
+            "instances": [
+                {
+                    "name": "web-7d9c5-x2k4p",
+                    "state": "ReadyRole",
+                    "ready": True,
+                    "restarts": 0,
+                    "podIP": "10.88.0.7",
+                    "node": "n1",
+                    "since": "2026-11-22T10:00:00Z",
+                }
+            ],
+            "conditions": [
+                {
+                    "type": "Available",
+                    "status": "True",
+                    "reason": "MinimumInstancesReady",
+                    "message": "3 of 3 instances ready",
+                    "observedGeneration": 2,
+                    "lastTransitionTime": "2026-11-22T10:00:00Z",
+                }
+            ],
+            "lastReimage": {"token": "2026-11-22T10:00:00Z", "startedAt": "2026-11-22T10:00:00Z"},
+        },
+    }
+
+
+def minimal_body(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "vmrole.dev/v1alpha1",
+        "kind": "VMRole",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"image": "localhost/vmrole-test/web:1", **spec},
+    }
+
+
+def test_example_parses() -> None:
+    role = parse_role(example_body())
+    assert isinstance(role, VMRole)
+    assert role.name == "web"
+    assert role.namespace == "default"
+    assert role.spec.instances == 3
+    assert role.spec.ephemeralDisk.mountPaths == ["/scratch", "/tmp"]
+    assert role.spec.setup is not None
+    assert role.spec.setup.answerFile is not None
+    assert role.spec.setup.answerFile.data == {"unattend.xml": "<unattend/>"}
+    assert [check.port for check in role.spec.autoStart] == [8080, 8080]
+    assert role.spec.autoStart[1].httpGet is not None
+    assert role.spec.autoStart[1].httpGet.scheme == "HTTP"
+    assert role.spec.endpoints.input[0].effective_target_port == 8080
+    assert role.spec.endpoints.internal[0].effective_target_port == 7000
+    assert role.status is not None
+    assert role.status.instances[0].state == "ReadyRole"
+
+
+def test_defaults() -> None:
+    spec = parse_role(minimal_body()).spec
+    assert spec.instances == 1
+    assert spec.command is None
+    assert spec.args is None
+    assert spec.env is None
+    assert spec.ephemeralDisk.mountPaths == ["/tmp"]
+    assert spec.ephemeralDisk.sizeLimit == "1Gi"
+    assert spec.setup is None
+    assert spec.autoStart == []
+    assert spec.autoStartTimeoutSeconds == 300
+    assert spec.endpoints.input == []
+    assert spec.endpoints.internal == []
+    assert spec.endpoints.serviceType == "ClusterIP"
+    assert spec.endpoints.peerGroup is None
+    assert (spec.upgrade.maxUnavailable, spec.upgrade.maxSurge, spec.upgrade.paused) == (1, 0, False)
+    assert (spec.healing.enabled, spec.healing.maxPerHour) == (True, 6)
+    assert spec.resources is None
+    assert (spec.securityContext.runAsUser, spec.securityContext.runAsGroup) == (65532, 65532)
+    assert spec.securityContext.fsGroup is None
+    assert spec.nodeSelector is None
+
+
+def test_nested_defaults() -> None:
+    spec = parse_role(
+        minimal_body(
+            setup={"command": ["setup"], "answerFile": {"configMapName": "answers"}},
+            autoStart=[{"name": "api", "httpGet": {"port": 8080}}],
+            endpoints={"input": [{"name": "http", "port": 8080}]},
+        )
+    ).spec
+    assert spec.setup is not None
+    assert spec.setup.answerFile is not None
+    assert spec.setup.answerFile.mountPath == "/etc/vmrole/answer"
+    assert spec.autoStart[0].httpGet is not None
+    assert (spec.autoStart[0].httpGet.path, spec.autoStart[0].httpGet.scheme) == ("/", "HTTP")
+    assert spec.endpoints.input[0].protocol == "TCP"
+    assert spec.endpoints.input[0].targetPort is None
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "busybox",
+        "busybox:1.36.1",
+        "localhost/vmrole-test/web:1",
+        "localhost:5000/team/app",
+        "Registry.Example.com/app",
+        "myregistry:5000/app:1",
+        "registry.example.com:443/a/b_c/d-e:v1.2.3-rc.1",
+        f"localhost/vmrole-test/web@sha256:{DIGEST}",
+        f"localhost/vmrole-test/web:1@sha256:{DIGEST}",
+    ],
+)
+def test_valid_images(image: str) -> None:
+    assert parse_role(minimal_body(image=image)).spec.image == image
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "",
+        "web:",
+        "Web/app",
+        "web@sha256:abc",
+        f"web@sha512:{DIGEST}",
+        "web:tag with space",
+        "-web",
+        "web//x",
+        "host:5000:6000/x",
+    ],
+)
+def test_invalid_images(image: str) -> None:
+    with pytest.raises(ValueError, match=r"spec\.image"):
+        parse_role(minimal_body(image=image))
+
+
+# (spec change, field the error must name)
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    ("missing image", {"image": None}, "spec.image"),
+    ("negative instances", {"instances": -1}, "spec.instances"),
+    ("unknown field", {"replicas": 3}, "spec.replicas"),
+    ("port 0", {"endpoints": {"input": [{"name": "a", "port": 0}]}}, "spec.endpoints.input[0].port"),
+    (
+        "port too big",
+        {"endpoints": {"internal": [{"name": "a", "port": 65536}]}},
+        "spec.endpoints.internal[0].port",
+    ),
+    ("named port", {"endpoints": {"input": [{"name": "a", "port": 80, "targetPort": "http"}]}}, "targetPort"),
+    ("bad protocol", {"endpoints": {"input": [{"name": "a", "port": 80, "protocol": "ICMP"}]}}, "protocol"),
+    ("bad service type", {"endpoints": {"serviceType": "ExternalName"}}, "spec.endpoints.serviceType"),
+    ("bad peer group", {"endpoints": {"peerGroup": "a b"}}, "spec.endpoints.peerGroup"),
+    (
+        "answer file without source",
+        {"setup": {"command": ["s"], "answerFile": {"mountPath": "/etc/a"}}},
+        "spec.setup.answerFile",
+    ),
+    (
+        "answer file with two sources",
+        {"setup": {"command": ["s"], "answerFile": {"data": {"a": "b"}, "secretName": "s"}}},
+        "spec.setup.answerFile",
+    ),
+    ("setup without command", {"setup": {"args": ["x"]}}, "spec.setup.command"),
+    ("setup with empty command", {"setup": {"command": []}}, "spec.setup.command"),
+    ("check without kind", {"autoStart": [{"name": "a"}]}, "spec.autoStart"),
+    (
+        "check with two kinds",
+        {"autoStart": [{"name": "a", "tcpSocket": {"port": 1}, "httpGet": {"port": 1}}]},
+        "spec.autoStart",
+    ),
+    ("bad http scheme", {"autoStart": [{"name": "a", "httpGet": {"port": 1, "scheme": "FTP"}}]}, "scheme"),
+    ("relative http path", {"autoStart": [{"name": "a", "httpGet": {"port": 1, "path": "x"}}]}, "path"),
+    (
+        "duplicate check names",
+        {"autoStart": [{"name": "a", "tcpSocket": {"port": 1}}, {"name": "a", "tcpSocket": {"port": 2}}]},
+        "spec.autoStart",
+    ),
+    (
+        "duplicate input names",
+        {"endpoints": {"input": [{"name": "a", "port": 80}, {"name": "a", "port": 81}]}},
+        "spec.endpoints.input",
+    ),
+    (
+        "duplicate internal names",
+        {"endpoints": {"internal": [{"name": "a", "port": 80}, {"name": "a", "port": 81}]}},
+        "spec.endpoints.internal",
+    ),
+    (
+        "duplicate input ports",
+        {"endpoints": {"input": [{"name": "a", "port": 80}, {"name": "b", "port": 80}]}},
+        "spec.endpoints.input",
+    ),
+    (
+        "duplicate internal ports",
+        {
+            "endpoints": {
+                "internal": [{"name": "a", "port": 80}, {"name": "b", "port": 80, "protocol": "TCP"}]
+            }
+        },
+        "spec.endpoints.internal",
+    ),
+    (
+        "input target not checked",
+        {
+            "autoStart": [{"name": "http", "tcpSocket": {"port": 8080}}],
+            "endpoints": {"input": [{"name": "http", "port": 80, "targetPort": 9090}]},
+        },
+        "spec.endpoints.input",
+    ),
+    (
+        "input port (no targetPort) not checked",
+        {
+            "autoStart": [{"name": "http", "httpGet": {"port": 8080}}],
+            "endpoints": {"input": [{"name": "http", "port": 80}]},
+        },
+        "spec.endpoints.input",
+    ),
+    ("maxUnavailable and maxSurge 0", {"upgrade": {"maxUnavailable": 0, "maxSurge": 0}}, "spec.upgrade"),
+    ("maxUnavailable 0 by default surge", {"upgrade": {"maxUnavailable": 0}}, "spec.upgrade"),
+    ("negative maxSurge", {"upgrade": {"maxSurge": -1}}, "spec.upgrade.maxSurge"),
+    (
+        "answer file over the ephemeral disk",
+        {
+            "ephemeralDisk": {"mountPaths": ["/scratch"]},
+            "setup": {"command": ["s"], "answerFile": {"mountPath": "/scratch", "secretName": "s"}},
+        },
+        "spec.setup.answerFile.mountPath",
+    ),
+    ("relative mount path", {"ephemeralDisk": {"mountPaths": ["tmp"]}}, "spec.ephemeralDisk.mountPaths[0]"),
+    ("root mount path", {"ephemeralDisk": {"mountPaths": ["/"]}}, "spec.ephemeralDisk.mountPaths[0]"),
+    (
+        "dot-dot mount path",
+        {"ephemeralDisk": {"mountPaths": ["/a/../b"]}},
+        "spec.ephemeralDisk.mountPaths[0]",
+    ),
+    ("trailing slash", {"ephemeralDisk": {"mountPaths": ["/a/"]}}, "spec.ephemeralDisk.mountPaths[0]"),
+    (
+        "duplicate mount paths",
+        {"ephemeralDisk": {"mountPaths": ["/a", "/a"]}},
+        "spec.ephemeralDisk.mountPaths",
+    ),
+    ("too many mount paths", {"ephemeralDisk": {"mountPaths": [f"/m{i}" for i in range(17)]}}, "mountPaths"),
+    ("bad size limit", {"ephemeralDisk": {"sizeLimit": "lots"}}, "spec.ephemeralDisk.sizeLimit"),
+    (
+        "too many checks",
+        {"autoStart": [{"name": f"c{i}", "tcpSocket": {"port": 1}} for i in range(17)]},
+        "autoStart",
+    ),
+    ("timeout 0", {"autoStartTimeoutSeconds": 0}, "spec.autoStartTimeoutSeconds"),
+    ("timeout over a day", {"autoStartTimeoutSeconds": 86401}, "spec.autoStartTimeoutSeconds"),
+    ("root user", {"securityContext": {"runAsUser": 0}}, "spec.securityContext.runAsUser"),
+    ("bad quantity", {"resources": {"limits": {"memory": "a lot"}}}, "spec.resources.limits.memory"),
+    ("unknown resources field", {"resources": {"claims": []}}, "spec.resources.claims"),
+    ("env value and valueFrom", {"env": [{"name": "A", "value": "1", "valueFrom": {}}]}, "spec.env"),
+    ("duplicate env", {"env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]}, "spec.env"),
+    ("bad env name", {"env": [{"name": "A=B", "value": "1"}]}, "spec.env[0].name"),
+    (
+        "configMap name",
+        {"setup": {"command": ["s"], "answerFile": {"configMapName": "Bad_Name"}}},
+        "configMapName",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("spec_change", "field"), [case[1:] for case in INVALID], ids=[case[0] for case in INVALID]
+)
+def test_invalid_spec_is_refused_naming_the_field(spec_change: dict[str, Any], field: str) -> None:
+    body = minimal_body(**spec_change)
+    body["spec"] = {k: v for k, v in body["spec"].items() if v is not None}
+    with pytest.raises(ValueError, match="invalid VMRole") as excinfo:
+        parse_role(body)
+    assert field in str(excinfo.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("a" * 55, "metadata.name: must be at most 54 characters"),
+        ("1web", "metadata.name: must be a DNS-1035 label"),
+        ("web.example", "metadata.name: must be a DNS-1035 label"),
+    ],
+)
+def test_invalid_names(name: str, message: str) -> None:
+    body = minimal_body()
+    body["metadata"]["name"] = name
+    with pytest.raises(ValueError, match=message):
+        parse_role(body)
+
+
+def test_longest_name_is_accepted() -> None:
+    body = minimal_body()
+    body["metadata"]["name"] = "a" * c.MAX_ROLE_NAME_LENGTH
+    assert len(parse_role(body).name + c.INTERNAL_SERVICE_SUFFIX) == 63
+
+
+def test_wrong_kind_is_refused() -> None:
+    body = minimal_body()
+    body["kind"] = "Deployment"
+    with pytest.raises(ValueError, match="kind"):
+        parse_role(body)
+
+
+def test_valid_edge_cases() -> None:
+    spec = parse_role(
+        minimal_body(
+            instances=0,
+            upgrade={"maxUnavailable": 0, "maxSurge": 1},
+            # Same port on TCP and UDP is two endpoints, as in a Service.
+            endpoints={
+                "internal": [
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+                    {"name": "dns-udp", "port": 53, "protocol": "UDP"},
+                ]
+            },
+            # No autoStart: any input target port is fine.
+            ephemeralDisk={"mountPaths": ["/var/cache/app", "/.hidden", "/tmp"], "sizeLimit": "1.5Gi"},
+            resources={"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "1e9"}},
+            env=[{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+            nodeSelector={"kubernetes.io/os": "linux"},
+        )
+    ).spec
+    assert spec.instances == 0
+    assert spec.env is not None
+    assert spec.env[0].valueFrom == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+
+def test_status_is_parsed_leniently() -> None:
+    # Status is the operator's own output; fields a newer version adds must not break parsing.
+    body = example_body()
+    body["status"]["somethingNew"] = {"x": 1}
+    body["status"]["instances"][0]["extra"] = True
+    assert parse_role(body).status is not None
+
+
+def test_parse_does_not_mutate_the_body() -> None:
+    body = example_body()
+    before = copy.deepcopy(body)
+    parse_role(body)
+    assert body == before
