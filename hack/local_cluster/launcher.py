@@ -401,12 +401,32 @@ class LocalCluster:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--kubelet-preferred-address-types=InternalIP,Hostname",
+            f"--audit-policy-file={self.write_audit_policy()}",
+            f"--audit-log-path={self.layout.logs}/audit.log",
+            "--audit-log-maxsize=200",
+            "--audit-log-maxbackup=1",
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction",
             "--allow-privileged=true",
             "--profiling=false",
             "--v=1",
         ]
+
+    def write_audit_policy(self) -> Path:
+        """Writes only, at Metadata level: enough to count what a client changed (the benchmarks'
+        "API writes" and the exactly-once checks), small enough to leave on."""
+        policy = {
+            "apiVersion": "audit.k8s.io/v1",
+            "kind": "Policy",
+            "omitStages": ["RequestReceived"],
+            "rules": [
+                {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+                {"level": "None"},
+            ],
+        }
+        path = self.layout.config / "audit-policy.yaml"
+        path.write_text(yaml.safe_dump(policy))
+        return path
 
     def controller_manager_args(self) -> list[str]:
         kc = self.kubeconfig_of("kube-controller-manager")

@@ -16,17 +16,6 @@ from vmrole_operator import constants as c
 from vmrole_operator.models import AutoStartCheck, Endpoint, VMRole
 
 
-def desired_replicas(role: VMRole, pinned: bool) -> int:
-    """Replicas of the role's Deployment.
-
-    While spec.image is a tag not yet resolved to a digest, at most one instance runs: its
-    containerStatuses[].imageID tells which digest the tag meant, and every other instance is
-    then created from that digest, so all instances run the same golden image.
-    """
-    instances = role.spec.instances
-    return instances if pinned else min(instances, 1)
-
-
 def _role_labels(role: VMRole) -> dict[str, str]:
     """Labels of every object made for the role: the selector label plus ownership."""
     return {c.ROLE_LABEL: role.name, c.MANAGED_BY_LABEL: c.MANAGED_BY}

@@ -315,6 +315,10 @@ def instance_state(
             if _pod_ready(pod):
                 return InstanceState.READY_ROLE, ready_since, "in rotation"
             detail = ready.get("message") if ready is not None else None
+            if gate_time is not None and (ready_since is None or ready_since <= gate_time):
+                # Not Ready at any moment since the gate opened: the kubelet's own readiness probe
+                # has not passed yet. Still starting, not an instance that stopped answering.
+                return InstanceState.STARTING_ROLE, gate_time, "auto-start complete; waiting for the kubelet"
             return (
                 InstanceState.UNRESPONSIVE_ROLE,
                 ready_since,

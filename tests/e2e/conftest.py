@@ -15,6 +15,9 @@ from .kube import Kube
 from .operator_process import OperatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
+# Every namespace of one test session starts with this, and the session's operator watches only
+# those, so two sessions on one cluster (a developer's and CI's, say) never act on each other's roles.
+SESSION_PREFIX = f"e2e-{uuid.uuid4().hex[:4]}-"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -37,7 +40,7 @@ def kube() -> Kube:
 @pytest.fixture
 def namespace(kube: Kube) -> Iterator[str]:
     """A fresh namespace that enforces the `restricted` Pod Security Standard, like production ones."""
-    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    name = f"{SESSION_PREFIX}{uuid.uuid4().hex[:6]}"
     kube.core.create_namespace(
         client.V1Namespace(
             metadata=client.V1ObjectMeta(
@@ -75,7 +78,9 @@ def crd(kube: Kube) -> None:
 def operator(crd: None) -> Iterator[OperatorProcess]:
     if os.environ.get("OPERATOR", "local") != "local":
         pytest.fail("OPERATOR=incluster is not available yet: run the e2e suite with OPERATOR=local")
-    process = OperatorProcess(REPO / ".cluster" / "logs" / "operator-e2e.log")
+    process = OperatorProcess(
+        REPO / ".cluster" / "logs" / f"operator-{SESSION_PREFIX}log", namespaces=f"{SESSION_PREFIX}*"
+    )
     process.start()
     yield process
     process.stop()

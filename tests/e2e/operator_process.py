@@ -21,8 +21,9 @@ def _free_port() -> int:
 
 
 class OperatorProcess:
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, namespaces: str = "") -> None:
         self.log_path = log_path
+        self.namespaces = namespaces
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -37,6 +38,7 @@ class OperatorProcess:
             "VMROLE_LIVENESS": self.liveness_url,
             "PYTHONPATH": str(REPO / "operator"),
             "VMROLE_LOG_FORMAT": "json",
+            "VMROLE_NAMESPACES": self.namespaces,
         }
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:

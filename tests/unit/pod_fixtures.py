@@ -338,6 +338,11 @@ def role_unresponsive() -> dict[str, Any]:
     return pod
 
 
+def role_gate_open_kubelet_probe_pending() -> dict[str, Any]:
+    """StartingRole: the operator opened the gate; the kubelet's probe has not passed since."""
+    return make_pod(setup=terminated(0, 3, 6), main=running(7), gate=(True, 12), ready=(False, 7))
+
+
 def role_busy() -> dict[str, Any]:
     """BusyRole: busy annotation set, the operator closed the gate."""
     return make_pod(

@@ -16,7 +16,6 @@ from vmrole_operator.builders import (
     build_internal_service,
     build_network_policy,
     child_differs,
-    desired_replicas,
     parse_quantity,
     subpath_for,
 )
@@ -47,18 +46,6 @@ def pod_spec(deployment: dict[str, Any]) -> dict[str, Any]:
 def all_containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
     spec = pod_spec(deployment)
     return [*spec.get("initContainers", []), *spec["containers"]]
-
-
-# --- replicas ---
-
-
-@pytest.mark.parametrize(
-    ("instances", "pinned", "expected"),
-    [(3, True, 3), (3, False, 1), (1, False, 1), (0, False, 0), (0, True, 0)],
-)
-def test_desired_replicas(instances: int, pinned: bool, expected: int) -> None:
-    role = parse_role(minimal_body(instances=instances))
-    assert desired_replicas(role, pinned) == expected
 
 
 # --- Deployment ---

@@ -73,6 +73,7 @@ CASES: list[tuple[Callable[[], dict[str, Any]], Any, InstanceState, str | None]]
     (pf.role_starting_no_gate_yet, NOW, InstanceState.STARTING_ROLE, pf.ts(7)),
     (pf.role_ready, NOW, InstanceState.READY_ROLE, pf.ts(13)),
     (pf.role_unresponsive, pf.at(200), InstanceState.UNRESPONSIVE_ROLE, pf.ts(120)),
+    (pf.role_gate_open_kubelet_probe_pending, NOW, InstanceState.STARTING_ROLE, pf.ts(12)),
     (pf.role_busy, pf.at(100), InstanceState.BUSY_ROLE, pf.ts(60)),
     (pf.role_busy_gate_still_open, pf.at(100), InstanceState.BUSY_ROLE, pf.ts(7)),
     (pf.role_crash_loop, pf.at(100), InstanceState.FAILED_STARTING_ROLE, pf.ts(51)),
