@@ -32,7 +32,8 @@ PROBE_INTERVAL_S = 0.5
 PROBE_TIMEOUT_S = 1.0
 
 PodKey = tuple[str, str]
-GateWriter = Callable[[str, str, bool, str, str], Awaitable[None]]
+# (namespace, pod, open?, reason, message, as of): `as of` is when the checks that justify it began.
+GateWriter = Callable[[str, str, bool, str, str, datetime.datetime], Awaitable[None]]
 DeadlineCallback = Callable[[str, str], Awaitable[None]]
 
 
@@ -61,7 +62,8 @@ async def http_check(
     limit_s: float = PROBE_TIMEOUT_S,
 ) -> bool:
     """2xx and 3xx pass, as for the kubelet's httpGet probe (which does not verify TLS either)."""
-    url = f"{scheme.lower()}://{host}:{port}{path}"
+    netloc = f"[{host}]" if ":" in host else host  # an IPv6 pod IP needs brackets in a URL
+    url = f"{scheme.lower()}://{netloc}:{port}{path}"
     try:
         async with session.get(
             url,
@@ -149,7 +151,7 @@ class AutoStartGate:
     async def _close(self, key: PodKey, pod: Mapping[str, Any]) -> None:
         try:
             reason, message = _close_reason(pod)
-            await self.write_gate(key[0], key[1], False, reason, message)
+            await self.write_gate(key[0], key[1], False, reason, message, datetime.datetime.now(datetime.UTC))
         finally:
             self._closing.discard(key)
 
@@ -165,6 +167,7 @@ class AutoStartGate:
         deadline_reported = False
         try:
             while True:
+                round_started = datetime.datetime.now(datetime.UTC)
                 failing = await failing_checks(self.session, pod_ip, checks)
                 if not failing:
                     await self.write_gate(
@@ -173,6 +176,7 @@ class AutoStartGate:
                         True,
                         "AutoStartComplete",
                         f"all {len(checks)} auto-start checks passed",
+                        round_started,
                     )
                     return
                 if not deadline_reported and datetime.datetime.now(datetime.UTC) > deadline:

@@ -22,7 +22,14 @@ def _role_labels(role: VMRole) -> dict[str, str]:
 
 
 def _selector(role: VMRole) -> dict[str, str]:
+    """What Services and policies select: every instance, including one leaving for a reimage."""
     return {c.ROLE_LABEL: role.name}
+
+
+def _pool_selector(role: VMRole) -> dict[str, str]:
+    """What the Deployment selects: a reimage drops IN_POOL_LABEL so the ReplicaSet replaces the
+    victim at once while the victim still serves (surge first)."""
+    return {c.ROLE_LABEL: role.name, c.IN_POOL_LABEL: "true"}
 
 
 def subpath_for(mount_path: str) -> str:
@@ -180,14 +187,24 @@ def _main_container(role: VMRole, image: str) -> dict[str, Any]:
     probe = _readiness_probe(role)
     if probe is not None:
         container["readinessProbe"] = probe
+    if spec.upgrade.drainSeconds > 0:
+        # Run by the kubelet itself (no shell in the image): the endpoint is already not ready while
+        # the instance sleeps, so in-flight requests finish before SIGTERM, whoever deleted the pod.
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": spec.upgrade.drainSeconds}}}
     return container
 
 
-def build_deployment(role: VMRole, image: str, replicas: int) -> dict[str, Any]:
-    """The Deployment whose pods are the role's instances (never a StatefulSet: no stable storage)."""
+def build_deployment(
+    role: VMRole, image: str, replicas: int, reimage_round: str | None = None
+) -> dict[str, Any]:
+    """The Deployment whose pods are the role's instances (never a StatefulSet: no stable storage).
+
+    `reimage_round` is the token of the current reimage-all round: a new value in the pod template
+    makes the Deployment replace every instance once, bounded by maxUnavailable/maxSurge.
+    """
     spec = role.spec
     name = role.name
-    pod_labels = _selector(role)
+    pod_labels = _pool_selector(role)
     if spec.endpoints.peerGroup is not None:
         pod_labels[c.PEER_GROUP_LABEL] = spec.endpoints.peerGroup
 
@@ -205,7 +222,7 @@ def build_deployment(role: VMRole, image: str, replicas: int) -> dict[str, Any]:
         "readinessGates": [{"conditionType": c.AUTO_START_CONDITION}],
         "enableServiceLinks": False,
         "automountServiceAccountToken": False,
-        "terminationGracePeriodSeconds": 30,
+        "terminationGracePeriodSeconds": 30 + spec.upgrade.drainSeconds,
         "securityContext": _pod_security_context(role),
         "containers": [_main_container(role, image)],
     }
@@ -217,6 +234,9 @@ def build_deployment(role: VMRole, image: str, replicas: int) -> dict[str, Any]:
     if spec.nodeSelector is not None:
         pod_spec["nodeSelector"] = dict(spec.nodeSelector)
 
+    template_metadata: dict[str, Any] = {"labels": pod_labels}
+    if reimage_round is not None:
+        template_metadata["annotations"] = {c.REIMAGE_ROUND_ANNOTATION: reimage_round}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -226,7 +246,7 @@ def build_deployment(role: VMRole, image: str, replicas: int) -> dict[str, Any]:
         },
         "spec": {
             "replicas": replicas,
-            "selector": {"matchLabels": _selector(role)},
+            "selector": {"matchLabels": _pool_selector(role)},
             "strategy": {
                 "type": "RollingUpdate",
                 "rollingUpdate": {
@@ -235,7 +255,7 @@ def build_deployment(role: VMRole, image: str, replicas: int) -> dict[str, Any]:
                 },
             },
             "paused": spec.upgrade.paused,
-            "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+            "template": {"metadata": template_metadata, "spec": pod_spec},
         },
     }
 
@@ -354,7 +374,12 @@ def build_answer_file_configmap(role: VMRole) -> dict[str, Any] | None:
 
 
 def build_children(
-    owner: Mapping[str, Any], role: VMRole, image: str, replicas: int, operator_namespace: str
+    owner: Mapping[str, Any],
+    role: VMRole,
+    image: str,
+    replicas: int,
+    operator_namespace: str,
+    reimage_round: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every child object of the role, labelled, namespaced and owned by the VMRole `owner`.
 
@@ -362,7 +387,7 @@ def build_children(
     """
     candidates = [
         build_answer_file_configmap(role),
-        build_deployment(role, image, replicas),
+        build_deployment(role, image, replicas, reimage_round),
         build_input_service(role),
         build_internal_service(role),
         build_network_policy(role, operator_namespace),

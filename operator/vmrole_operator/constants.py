@@ -70,3 +70,19 @@ RESOLVER_COMMAND: Final = "/.vmrole-resolve-image-only"
 
 # Where kopf keeps its own bookkeeping on our objects.
 KOPF_ANNOTATION_PREFIX: Final = "kopf.vmrole.dev"
+
+# Instances the role's Deployment owns carry this; a reimage removes it first, so the ReplicaSet lets
+# go of the victim and starts its replacement before the victim leaves rotation (surge first).
+IN_POOL_LABEL: Final = "vmrole.dev/in-pool"
+
+# Operator-written progress of requests, kept on the objects themselves so a restarted operator
+# resumes every request exactly once.
+REBOOT_DONE_ANNOTATION: Final = "vmrole.dev/reboot-done"  # the reboot token already acted on
+REBOOT_RESTARTS_ANNOTATION: Final = "vmrole.dev/reboot-restarts"  # restartCount before that reboot
+REIMAGE_ROUND_ANNOTATION: Final = "vmrole.dev/reimage-round"  # pod template: the reimage-all token
+# The tag added to (or removed from) a digest reference to make the kubelet restart a container
+# with the very same image: containerd resolves `repo:tag@digest` by the digest alone.
+REBOOT_IMAGE_TAG: Final = "vmrole-reboot"
+
+# The operator's API client identifies itself with this, so audit logs can tell its writes apart.
+USER_AGENT: Final = "vmrole-operator/0.1"

@@ -18,7 +18,9 @@ import kopf
 from kubernetes import client, config
 
 from . import constants as c
-from .auto_start import AutoStartGate
+from .auto_start import AutoStartGate, GateWriter
+from .instance_operations import InstanceOperations
+from .instance_requests import request_problems
 from .models import VMRole, parse_role
 from .reconciler import RoleReconciler
 
@@ -37,6 +39,7 @@ def _api_client() -> client.ApiClient:
         config.load_kube_config()
     api = client.ApiClient()
     api.configuration.retries = 3
+    api.user_agent = c.USER_AGENT  # tells the operator's writes apart in audit logs
     return api
 
 
@@ -53,20 +56,32 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.client_timeout = 300
     settings.execution.max_workers = 8
     memo.operator_namespace = os.environ.get("VMROLE_OPERATOR_NAMESPACE", c.OPERATOR_NAMESPACE_DEFAULT)
-    memo.reconciler = RoleReconciler(_api_client(), memo.operator_namespace, post_event)
-    memo.gate = AutoStartGate(_gate_writer(memo.reconciler), _deadline_reporter(memo.reconciler))
+    api = _api_client()
+    memo.reconciler = RoleReconciler(api, memo.operator_namespace, post_event)
+    write_gate = _gate_writer(memo.reconciler)
+    memo.gate = AutoStartGate(write_gate, _deadline_reporter(memo.reconciler))
+    memo.operations = InstanceOperations(api, post_event, write_gate, count_action)
 
 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     await memo.gate.close()
+    await memo.operations.close()
 
 
-def _gate_writer(reconciler: RoleReconciler) -> Any:
-    async def write(namespace: str, name: str, is_open: bool, reason: str, message: str) -> None:
-        await asyncio.to_thread(reconciler.write_auto_start_gate, namespace, name, is_open, reason, message)
+def _gate_writer(reconciler: RoleReconciler) -> GateWriter:
+    async def write(
+        namespace: str, name: str, is_open: bool, reason: str, message: str, as_of: datetime.datetime
+    ) -> None:
+        await asyncio.to_thread(
+            reconciler.write_auto_start_gate, namespace, name, is_open, reason, message, as_of
+        )
 
     return write
+
+
+def count_action(action: str, result: str) -> None:
+    """Hook for the metrics of carried-out requests (wired to Prometheus counters)."""
 
 
 def _deadline_reporter(reconciler: RoleReconciler) -> Any:
@@ -89,6 +104,8 @@ def _role_or_report(body: Mapping[str, Any]) -> VMRole | None:
 @kopf.on.create(*ROLE, backoff=RETRY_BACKOFF_S)
 @kopf.on.update(*ROLE, backoff=RETRY_BACKOFF_S)
 def reconcile_role(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    for problem in request_problems(body, pod=False):
+        post_event(body, "Warning", "InvalidRequest", f"{problem}; nothing done")
     if _role_or_report(body) is not None:
         memo.reconciler.reconcile_by_name(body.metadata.namespace, body.metadata.name)
 
@@ -118,10 +135,44 @@ async def instance_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, *
         memo.gate.forget(namespace, name)
     owner = _owning_role(body, via_replica_set=True)
     if owner is None:
+        _refuse_requests_on_non_instance(body)
         return
+    pod = dict(body)
+    for problem in request_problems(pod, pod=True):
+        post_event(pod, "Warning", "InvalidRequest", f"{problem}; nothing done")
     role = await asyncio.to_thread(memo.reconciler.refresh_status_by_name, namespace, owner)
     if role is not None and type != "DELETED":
-        memo.gate.observe(dict(body), role.spec.autoStart, role.spec.autoStartTimeoutSeconds)
+        memo.gate.observe(pod, role.spec.autoStart, role.spec.autoStartTimeoutSeconds)
+        memo.operations.observe(pod)
+
+
+REQUEST_ANNOTATIONS = (c.REIMAGE_ANNOTATION, c.REBOOT_ANNOTATION, c.BUSY_ANNOTATION)
+
+
+@kopf.on.event(
+    "", "v1", "pods", labels={c.ROLE_LABEL: kopf.ABSENT}, annotations={c.REIMAGE_ANNOTATION: kopf.PRESENT}
+)
+@kopf.on.event(
+    "", "v1", "pods", labels={c.ROLE_LABEL: kopf.ABSENT}, annotations={c.REBOOT_ANNOTATION: kopf.PRESENT}
+)
+@kopf.on.event(
+    "", "v1", "pods", labels={c.ROLE_LABEL: kopf.ABSENT}, annotations={c.BUSY_ANNOTATION: kopf.PRESENT}
+)
+def request_on_other_pod(body: kopf.Body, type: str | None, **_: Any) -> None:
+    if type != "DELETED":
+        _refuse_requests_on_non_instance(body)
+
+
+def _refuse_requests_on_non_instance(body: kopf.Body) -> None:
+    """A request on a pod no VMRole owns is refused loudly, and nothing is done to the pod."""
+    asked = [k for k in REQUEST_ANNOTATIONS if k in (body.metadata.annotations or {})]
+    if asked:
+        post_event(
+            body,
+            "Warning",
+            "NotAnInstance",
+            f"{', '.join(asked)} ignored: pod {body.metadata.name} is not an instance of a VMRole",
+        )
 
 
 def _owning_role(body: kopf.Body, via_replica_set: bool = False) -> str | None:

@@ -25,8 +25,9 @@ IMAGE_FAILURE_REASONS = frozenset(
 
 
 def resolver_pod_name(role_name: str, image: str) -> str:
+    """Stable per (role, image) and within 63 characters, so it is also a valid DNS label."""
     digest = hashlib.sha256(image.encode()).hexdigest()[:10]
-    return f"{role_name}-resolve-{digest}"
+    return f"{role_name[: 63 - len('-resolve-') - 10].rstrip('-')}-resolve-{digest}"
 
 
 def build_resolver_pod(role: VMRole) -> dict[str, Any]:
@@ -95,9 +96,13 @@ def read_resolver_pod(pod: Mapping[str, Any]) -> Resolution | None:
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
         if status.get("name") != c.RESOLVER_CONTAINER:
             continue
-        pinned = pinned_reference(image, status.get("imageID") or "")
+        image_id = status.get("imageID") or ""
+        pinned = pinned_reference(image, image_id)
         if pinned:
             return Resolution(image, pinned=pinned)
+        if image_id:
+            # The runtime knows the image only by its config id: there is no digest to pin by.
+            return Resolution(image, failure=f"the node reports image ID {image_id}, not a repository digest")
         waiting = (status.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in IMAGE_FAILURE_REASONS:
             return Resolution(image, failure=f"{waiting['reason']}: {waiting.get('message', '')}".strip(": "))

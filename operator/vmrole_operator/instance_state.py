@@ -12,6 +12,13 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from vmrole_operator import constants as c
+from vmrole_operator.instance_requests import (
+    holds_out_of_rotation,
+    is_busy,
+    pending_reboot,
+    pending_reimage,
+    reboot_in_flight,
+)
 from vmrole_operator.models import VMRole
 
 
@@ -123,14 +130,6 @@ def _exit_code(terminated: Mapping[str, Any] | None) -> int | None:
     return code if isinstance(code, int) else None
 
 
-def _is_busy(pod: Mapping[str, Any]) -> bool:
-    return _map(_metadata(pod).get("annotations")).get(c.BUSY_ANNOTATION) == "true"
-
-
-def _is_terminating(pod: Mapping[str, Any]) -> bool:
-    return _metadata(pod).get("deletionTimestamp") is not None
-
-
 def _pod_ready(pod: Mapping[str, Any]) -> bool:
     ready = _condition(pod, "Ready")
     return ready is not None and ready.get("status") == "True"
@@ -178,11 +177,13 @@ def gate_is_stale(pod: Mapping[str, Any]) -> bool:
 def gate_action(pod: Mapping[str, Any]) -> Literal["probe", "close", "none"]:
     """What the operator should do with the pod's auto-start gate now."""
     gate, _ = auto_start_gate(pod)
-    busy = _is_busy(pod)
-    terminating = _is_terminating(pod)
+    held = holds_out_of_rotation(pod)
     if gate is True:
-        return "close" if (busy or terminating or gate_is_stale(pod)) else "none"
-    if setup_finished(pod) and main_container_started_at(pod) is not None and not busy and not terminating:
+        # A reimage or reboot closes the gate itself, when its drain starts (a reimage only once the
+        # replacement serves); busy, terminating and a restarted container close it at once.
+        leaves_now = held in ("Busy", "Terminating") or gate_is_stale(pod)
+        return "close" if leaves_now else "none"
+    if setup_finished(pod) and main_container_started_at(pod) is not None and not held:
         return "probe"
     return "none"
 
@@ -288,6 +289,17 @@ def instance_state(
     stopping = _stopping(pod)
     if stopping is not None:
         return stopping
+    reimage = pending_reimage(pod)
+    if reimage is not None:
+        return InstanceState.STOPPING_ROLE, _created_at(pod), f"reimage requested ({reimage}): draining"
+    if pending_reboot(pod) or reboot_in_flight(pod):
+        main_status = _container_status(pod, c.MAIN_CONTAINER)
+        since = parse_time((_state(main_status, "running") or {}).get("startedAt")) or _created_at(pod)
+        return (
+            InstanceState.RESTARTING_ROLE,
+            since,
+            "reboot requested: draining, then restarting the containers",
+        )
     setup = _setup_state(pod)
     if setup is not None:
         return setup
@@ -304,7 +316,7 @@ def instance_state(
 
     gate, gate_time = auto_start_gate(pod)
     started_at = parse_time(running.get("startedAt")) if running is not None else None
-    if _is_busy(pod):
+    if is_busy(pod):
         since = gate_time if gate is False and gate_time is not None else started_at or _created_at(pod)
         return InstanceState.BUSY_ROLE, since, "busy (vmrole.dev/busy=true): out of rotation"
 
@@ -534,4 +546,6 @@ def compute_status(
     if isinstance(last_reimage, Mapping):
         status["lastReimage"] = dict(last_reimage)
     status["heals"] = _int(previous.get("heals"))
+    if previous.get("recentHeals"):
+        status["recentHeals"] = [dict(h) for h in _list(previous.get("recentHeals"))]
     return status

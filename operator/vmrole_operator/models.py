@@ -396,6 +396,16 @@ class Upgrade(_Spec):
         default=0, description="At most this many instances above spec.instances at once.", ge=0
     )
     paused: bool = Field(default=False, description="Stop the rolling replacement where it is.")
+    drainSeconds: int = Field(
+        default=2,
+        description=(
+            "Seconds an instance stays up after it left rotation and before it is stopped (a preStop"
+            " sleep run by the kubelet, so no shell is needed in the image): lets in-flight requests"
+            " finish and every kube-proxy drop the endpoint."
+        ),
+        ge=0,
+        le=300,
+    )
 
     @model_validator(mode="after")
     def _not_both_zero(self) -> "Upgrade":
@@ -410,6 +420,15 @@ class Healing(_Spec):
     enabled: bool = Field(default=True, description="Reimage failing instances automatically.")
     maxPerHour: int = Field(
         default=6, description="At most this many automatic reimages per hour for the role.", ge=0
+    )
+    restartThreshold: int = Field(
+        default=3,
+        description=(
+            "An instance whose setup or main container failed this many times in a row (crash loop)"
+            " is reimaged."
+        ),
+        ge=1,
+        le=100,
     )
 
 
@@ -599,6 +618,16 @@ class LastReimage(_Status):
     completedAt: str | None = Field(
         default=None, description="When every instance had been replaced.", json_schema_extra=_DATE_TIME
     )
+    message: str | None = Field(default=None, description="Why the round is held, when it is.")
+
+
+class HealRecord(_Status):
+    """One automatic reimage, recorded before it is requested so a restart neither loses nor repeats it."""
+
+    pod: str = Field(description="The instance that was reimaged.")
+    uid: str = Field(description="Its UID.")
+    reason: str = Field(description="SetupFailing, CrashLooping or AutoStartTimeout.")
+    at: str = Field(description="When it was decided.", json_schema_extra=_DATE_TIME)
 
 
 class VMRoleStatus(_Status):
@@ -632,6 +661,9 @@ class VMRoleStatus(_Status):
     )
     lastReimage: LastReimage | None = Field(default=None, description="The last handled reimage-all request.")
     heals: int = Field(default=0, description="Automatic reimages done so far.")
+    recentHeals: list[HealRecord] | None = Field(
+        default=None, description="Automatic reimages of the last hour (the rate limit's memory)."
+    )
 
 
 class VMRole(BaseModel):

@@ -19,8 +19,10 @@ from kubernetes.client.rest import ApiException
 
 from . import constants as c
 from .builders import build_children, child_differs
+from .healing import heal_token, plan_heals, round_complete, start_round, unrequested_heals
 from .image_resolution import build_resolver_pod, read_resolver_pod, resolver_pod_name
-from .instance_state import compute_status
+from .instance_requests import role_reimage_token
+from .instance_state import compute_status, format_time
 from .models import VMRole, parse_role
 from .pinning import is_digest_reference
 
@@ -136,7 +138,9 @@ class RoleReconciler:
                 pin = self._resolve_image(body, role, pin)
                 if pin.covers(role.spec.image):
                     status.update(image=pin.image, specImage=pin.resolved_from)
-            self._ensure_children(body, role, pin)
+            self._start_reimage_round(body, role, status)
+            reimage_round = (status.get("lastReimage") or {}).get("token")
+            self._ensure_children(body, role, pin, reimage_round)
             self._write_status(body, role, pin, status)
 
     def refresh_status_by_name(self, namespace: str, name: str) -> VMRole | None:
@@ -151,20 +155,44 @@ class RoleReconciler:
             return role
 
     def write_auto_start_gate(
-        self, namespace: str, pod: str, is_open: bool, reason: str, message: str
+        self, namespace: str, pod: str, is_open: bool, reason: str, message: str, as_of: datetime.datetime
     ) -> None:
+        """Sets the gate condition unless it already says so (a late, older pod event must not move
+        its transition time). `as_of` is when the justifying checks began: a container started later
+        makes the gate stale, so a restart racing this write is probed again."""
+        try:
+            current = self.api.sanitize_for_serialization(self.core.read_namespaced_pod(pod, namespace))
+        except ApiException as e:
+            if e.status == 404:
+                return
+            raise
+        previous = next(
+            (
+                x
+                for x in (current.get("status") or {}).get("conditions") or []
+                if x.get("type") == c.AUTO_START_CONDITION
+            ),
+            None,
+        )
+        wanted = "True" if is_open else "False"
+        if previous is not None and previous.get("status") == wanted:
+            return
         condition = {
             "type": c.AUTO_START_CONDITION,
-            "status": "True" if is_open else "False",
+            "status": wanted,
             "reason": reason,
             "message": message,
-            "lastTransitionTime": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "lastTransitionTime": as_of.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        try:
-            self.core.patch_namespaced_pod_status(pod, namespace, {"status": {"conditions": [condition]}})
-        except ApiException as e:
-            if e.status != 404:
-                raise
+        self.core.patch_namespaced_pod_status(
+            pod,
+            namespace,
+            {"metadata": {"uid": current["metadata"]["uid"]}, "status": {"conditions": [condition]}},
+        )
+        if reason == "Busy":
+            self.post_event(current, "Normal", "InstanceBusy", f"{c.BUSY_ANNOTATION}=true: out of rotation")
+        elif is_open and previous is not None and previous.get("reason") == "Busy":
+            self.post_event(current, "Normal", "InstanceNotBusy", "busy cleared: back in rotation")
 
     def report_auto_start_deadline(self, namespace: str, pod: str) -> None:
         try:
@@ -182,6 +210,31 @@ class RoleReconciler:
                 "auto-start did not complete within spec.autoStartTimeoutSeconds",
             )
             self.refresh_status_by_name(namespace, role_name)
+
+    # ---- reimage all ------------------------------------------------------------------------------
+
+    def _start_reimage_round(self, body: Mapping[str, Any], role: VMRole, status: dict[str, Any]) -> None:
+        """Records a new reimage-all token in status first: that write is the round's commit point, and
+        the pod template follows from it (a new token supersedes a round still running)."""
+        paused = role.spec.upgrade.paused
+        new_round = start_round(status.get("lastReimage"), role_reimage_token(body), paused, utcnow())
+        if new_round is None:
+            return
+        self._patch_status(
+            body["metadata"]["namespace"], body["metadata"]["name"], {"lastReimage": new_round}
+        )
+        status["lastReimage"] = new_round
+        token = new_round["token"]
+        if paused:
+            self.post_event(body, "Warning", "ReimageHeld", f"reimage-all {token}: {new_round['message']}")
+        else:
+            self.post_event(
+                body,
+                "Normal",
+                "ReimageAllStarted",
+                f"reimage-all {token}: replacing every instance, at most "
+                f"{role.spec.upgrade.maxUnavailable} out of rotation at once",
+            )
 
     # ---- image pinning ----------------------------------------------------------------------------
 
@@ -239,10 +292,13 @@ class RoleReconciler:
 
     # ---- children -------------------------------------------------------------------------------
 
-    def _ensure_children(self, body: Mapping[str, Any], role: VMRole, pin: Pin) -> None:
+    def _ensure_children(
+        self, body: Mapping[str, Any], role: VMRole, pin: Pin, reimage_round: str | None
+    ) -> None:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        image = pin.image or role.spec.image
         children = build_children(
-            body, role, pin.image or role.spec.image, role.spec.instances, self.operator_namespace
+            body, role, image, role.spec.instances, self.operator_namespace, reimage_round
         )
         if pin.image is None:
             # Nothing runs before the golden image is pinned; Services and policy may exist already.
@@ -317,14 +373,66 @@ class RoleReconciler:
         except ApiException as e:
             if e.status != 404:
                 raise
-        status = compute_status(role, pod_dicts, deployment, pin.image, pin.resolved_from, previous, utcnow())
-        if status == previous:
+        now = utcnow()
+        status = compute_status(role, pod_dicts, deployment, pin.image, pin.resolved_from, previous, now)
+        self._advance_reimage_round(body, role, status, deployment, now)
+        heals = plan_heals(role, pod_dicts, previous.get("recentHeals") or [], now)
+        if heals.recent:
+            status["recentHeals"] = heals.recent
+        else:
+            status.pop("recentHeals", None)
+        status["heals"] = int(status.get("heals") or 0) + len(heals.new)
+        if status != previous:
+            # A merge patch keeps keys it does not name, so name the ones that went away as null.
+            patch: dict[str, Any] = {k: None for k in previous if k not in status}
+            patch.update(status)
+            self._patch_status(namespace, name, patch)
+            self._announce_state_changes(body, previous, status)
+        for record in heals.new:
+            self.post_event(
+                body,
+                "Warning",
+                "Healing",
+                f"reimaging instance {record['pod']}: {record['reason']} "
+                f"({status['heals']} automatic reimages so far)",
+            )
+        # Recorded first, requested second: a restart in between finds the record and requests it here.
+        for pod in unrequested_heals(heals.recent, pod_dicts):
+            record = next(h for h in heals.recent if h["uid"] == pod["metadata"]["uid"])
+            self._request_reimage(pod, heal_token(record))
+
+    def _request_reimage(self, pod: Mapping[str, Any], token: str) -> None:
+        meta = pod["metadata"]
+        try:
+            self.core.patch_namespaced_pod(
+                meta["name"],
+                meta["namespace"],
+                {"metadata": {"uid": meta["uid"], "annotations": {c.REIMAGE_ANNOTATION: token}}},
+            )
+        except ApiException as e:
+            if e.status not in (404, 409, 422):  # gone, or another pod now has the name
+                raise
+
+    def _advance_reimage_round(
+        self,
+        body: Mapping[str, Any],
+        role: VMRole,
+        status: dict[str, Any],
+        deployment: Mapping[str, Any] | None,
+        now: datetime.datetime,
+    ) -> None:
+        last = status.get("lastReimage")
+        if not isinstance(last, dict):
             return
-        # A merge patch keeps keys it does not name, so name the ones that went away as null.
-        patch: dict[str, Any] = {k: None for k in previous if k not in status}
-        patch.update(status)
-        self._patch_status(namespace, name, patch)
-        self._announce_state_changes(body, previous, status)
+        paused = role.spec.upgrade.paused
+        if last.get("message") and not paused:
+            last = {k: v for k, v in last.items() if k != "message"}
+        if round_complete(last, deployment, paused):
+            last = {**last, "completedAt": format_time(now)}
+            self.post_event(
+                body, "Normal", "ReimageAllCompleted", f"reimage-all {last['token']}: every instance replaced"
+            )
+        status["lastReimage"] = last
 
     def _patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(

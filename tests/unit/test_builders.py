@@ -63,13 +63,13 @@ def test_deployment_identity_and_strategy() -> None:
     }
     spec = dep["spec"]
     assert spec["replicas"] == 3
-    assert spec["selector"] == {"matchLabels": {c.ROLE_LABEL: "web"}}
+    assert spec["selector"] == {"matchLabels": {c.ROLE_LABEL: "web", c.IN_POOL_LABEL: "true"}}
     assert spec["strategy"] == {
         "type": "RollingUpdate",
         "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0},
     }
     assert spec["paused"] is False
-    assert spec["template"]["metadata"]["labels"] == {c.ROLE_LABEL: "web"}
+    assert spec["template"]["metadata"]["labels"] == {c.ROLE_LABEL: "web", c.IN_POOL_LABEL: "true"}
 
 
 def test_deployment_follows_upgrade_and_peer_group() -> None:
@@ -79,9 +79,13 @@ def test_deployment_follows_upgrade_and_peer_group() -> None:
     dep = build_deployment(parse_role(body), PINNED, 1)
     assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 2}
     assert dep["spec"]["paused"] is True
-    assert dep["spec"]["template"]["metadata"]["labels"] == {c.ROLE_LABEL: "web", c.PEER_GROUP_LABEL: "shop"}
+    assert dep["spec"]["template"]["metadata"]["labels"] == {
+        c.ROLE_LABEL: "web",
+        c.IN_POOL_LABEL: "true",
+        c.PEER_GROUP_LABEL: "shop",
+    }
     # The selector never includes the peer group: changing it must not orphan instances.
-    assert dep["spec"]["selector"] == {"matchLabels": {c.ROLE_LABEL: "web"}}
+    assert dep["spec"]["selector"] == {"matchLabels": {c.ROLE_LABEL: "web", c.IN_POOL_LABEL: "true"}}
 
 
 def test_pod_spec_basics() -> None:
@@ -89,7 +93,7 @@ def test_pod_spec_basics() -> None:
     assert spec["readinessGates"] == [{"conditionType": "vmrole.dev/auto-start-complete"}]
     assert spec["enableServiceLinks"] is False
     assert spec["automountServiceAccountToken"] is False
-    assert spec["terminationGracePeriodSeconds"] == 30
+    assert spec["terminationGracePeriodSeconds"] == 32  # 30 + the default 2 s drain
     assert "nodeSelector" not in spec
 
 
@@ -435,7 +439,10 @@ def test_build_children_are_owned_and_labelled() -> None:
             }
         ]
     # Owner labels never reach the pod template (that would roll every instance).
-    assert children[1]["spec"]["template"]["metadata"]["labels"] == {c.ROLE_LABEL: "web"}
+    assert children[1]["spec"]["template"]["metadata"]["labels"] == {
+        c.ROLE_LABEL: "web",
+        c.IN_POOL_LABEL: "true",
+    }
     # Each child has its own owner-reference dict.
     children[0]["metadata"]["ownerReferences"][0]["name"] = "changed"
     assert children[1]["metadata"]["ownerReferences"][0]["name"] == "web"
@@ -592,3 +599,26 @@ def test_parse_quantity(text: str, value: float) -> None:
 def test_parse_quantity_rejects_non_quantities() -> None:
     assert parse_quantity("lots") is None
     assert parse_quantity("1Gb") is None
+
+
+def test_services_select_every_instance_but_the_deployment_only_its_pool() -> None:
+    role = parse_role(example_body())
+    dep = build_deployment(role, PINNED, 2)
+    service = build_input_service(role)
+    assert service is not None
+    # A victim of a reimage leaves the pool (the ReplicaSet replaces it) but keeps serving until drained.
+    assert service["spec"]["selector"] == {c.ROLE_LABEL: "web"}
+    assert set(service["spec"]["selector"].items()) < set(dep["spec"]["selector"]["matchLabels"].items())
+
+
+def test_reimage_round_goes_into_the_pod_template_and_drain_into_pre_stop() -> None:
+    role = parse_role(minimal_body())
+    plain = build_deployment(role, PINNED, 2)
+    assert "annotations" not in plain["spec"]["template"]["metadata"]
+    dep = build_deployment(role, PINNED, 2, reimage_round="2026-11-22T10:00:00Z")
+    assert dep["spec"]["template"]["metadata"]["annotations"] == {
+        c.REIMAGE_ROUND_ANNOTATION: "2026-11-22T10:00:00Z"
+    }
+    main = dep["spec"]["template"]["spec"]["containers"][0]
+    assert main["lifecycle"] == {"preStop": {"sleep": {"seconds": 2}}}
+    assert dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 32

@@ -205,8 +205,8 @@ def test_nested_objects_default_so_inner_defaults_apply(schema: dict[str, Any]) 
     expected = {
         "ephemeralDisk": {"mountPaths": ["/tmp"], "sizeLimit": "1Gi"},
         "endpoints": {"serviceType": "ClusterIP"},
-        "upgrade": {"maxUnavailable": 1, "maxSurge": 0, "paused": False},
-        "healing": {"enabled": True, "maxPerHour": 6},
+        "upgrade": {"maxUnavailable": 1, "maxSurge": 0, "paused": False, "drainSeconds": 2},
+        "healing": {"enabled": True, "maxPerHour": 6, "restartThreshold": 3},
         "securityContext": {"runAsUser": 65532, "runAsGroup": 65532},
     }
     for name, default in expected.items():
@@ -231,6 +231,7 @@ def test_status_schema(schema: dict[str, Any]) -> None:
         "conditions",
         "lastReimage",
         "heals",
+        "recentHeals",
     }
     for path, node in walk(status, ".status"):
         assert "default" not in node, f"{path}: status must not get server-side defaults"

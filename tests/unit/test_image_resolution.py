@@ -66,14 +66,6 @@ def test_name_of_the_longest_role_is_a_valid_pod_name() -> None:
     assert len(name) <= 253
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "resolver_pod_name appends '-resolve-' and 10 hex digits without shortening the role name: "
-        "for a 54-character role the name has 73 characters, not a DNS label (the API server still "
-        "accepts it, a pod name only has to be a DNS subdomain)"
-    ),
-)
 def test_name_of_the_longest_role_is_a_dns_label() -> None:
     name = resolver_pod_name(NAME_54, TAG)
     assert len(name) <= 63
@@ -302,9 +294,12 @@ def test_pin_keeps_the_repository_as_the_spec_spells_it(image: str, image_id: st
 
 
 def test_bare_config_id_does_not_pin() -> None:
-    """`sha256:<config id>` is no pullable name; nor is it reported as a failure (see the report)."""
+    """`sha256:<config id>` is no pullable name: reported as a failure, never silently stuck."""
     pod = resolver_pod(start_error(), image_id=CONFIG_ID, phase="Failed")
-    assert read_resolver_pod(pod) == Resolution(TAG)
+    resolution = read_resolver_pod(pod)
+    assert resolution is not None
+    assert resolution.pinned is None
+    assert resolution.failure == f"the node reports image ID {CONFIG_ID}, not a repository digest"
 
 
 @pytest.mark.parametrize(

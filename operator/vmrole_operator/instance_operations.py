@@ -1,0 +1,350 @@
+"""Reimage and reboot of one instance, each a short-lived asyncio task driven by pod events.
+
+Every step is idempotent and re-derived from the API objects, so a task killed with the operator is
+simply started again by the pod's next event (kopf lists every pod on start) and finishes the same
+request exactly once: the request annotation lives on the pod, a reimage ends with a delete carrying
+the pod's UID as precondition, and a reboot records its token in the same patch that restarts the
+container.
+
+Reimage, surge first: the victim leaves the Deployment's pool (IN_POOL_LABEL removed) so the
+ReplicaSet starts its replacement at once while the victim still serves; once the replacement is in
+rotation (or a deadline passes, when the cluster has no room), the victim's gate closes, its
+endpoint drains from every EndpointSlice, and it is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from . import constants as c
+from .auto_start import GateWriter
+from .instance_requests import main_restart_count, pending_reboot, pending_reimage, rebooted_image
+from .instance_state import auto_start_gate, format_time, parse_time
+from .models import VMRole, parse_role
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 0.25
+DRAIN_TIMEOUT_S = 30.0
+MAX_SURGE_WAIT_S = 300.0
+REIMAGE_STARTED_ANNOTATION = "vmrole.dev/reimage-started"
+
+EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
+ActionCounter = Callable[[str, str], None]
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _pod_ready(pod: Mapping[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(x.get("type") == "Ready" and x.get("status") == "True" for x in conditions)
+
+
+class InstanceOperations:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        post_event: EventPoster,
+        write_gate: GateWriter,
+        count_action: ActionCounter,
+    ) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.discovery = client.DiscoveryV1Api(api)
+        self.post_event = post_event
+        self.write_gate = write_gate
+        self.count_action = count_action
+        self._tasks: dict[tuple[str, str, str], asyncio.Task[None]] = {}
+
+    def observe(self, pod: Mapping[str, Any]) -> None:
+        """Starts the task a pod's pending request needs, unless one already runs for it."""
+        meta = pod["metadata"]
+        for verb, pending, run in (
+            ("reimage", pending_reimage, self._reimage),
+            ("reboot", pending_reboot, self._reboot),
+        ):
+            key = (meta["namespace"], meta["name"], verb)
+            if pending(pod) and key not in self._tasks:
+                task = asyncio.create_task(run(meta["namespace"], meta["name"], meta["uid"]))
+                self._tasks[key] = task
+                task.add_done_callback(self._forget_task)
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        for key, known in list(self._tasks.items()):
+            if known is task:
+                del self._tasks[key]
+
+    async def close(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+
+    # ---- API access (blocking client, run in threads) -------------------------------------------
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def _read_pod(self, namespace: str, name: str, uid: str) -> dict[str, Any] | None:
+        """The pod if it is still the same incarnation, else None."""
+        try:
+            pod = await self._call(self.core.read_namespaced_pod, name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        body: dict[str, Any] = self.api.sanitize_for_serialization(pod)
+        return body if body["metadata"]["uid"] == uid else None
+
+    async def _read_role(
+        self, namespace: str, pod: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], VMRole] | None:
+        name = (pod["metadata"].get("labels") or {}).get(c.ROLE_LABEL)
+        if not name:
+            return None
+        try:
+            body = await self._call(
+                self.custom.get_namespaced_custom_object, c.GROUP, c.VERSION, namespace, c.PLURAL, name
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        try:
+            return body, parse_role(body)
+        except ValueError:
+            return None
+
+    async def _endpoint_drained(self, namespace: str, role: str, pod_ip: str | None) -> bool:
+        if not pod_ip:
+            return True
+        slices = await self._call(
+            self.discovery.list_namespaced_endpoint_slice,
+            namespace,
+            label_selector=f"kubernetes.io/service-name={role}",
+        )
+        for endpoint_slice in slices.items:
+            for endpoint in endpoint_slice.endpoints or []:
+                if pod_ip in (endpoint.addresses or []) and endpoint.conditions and endpoint.conditions.ready:
+                    return False
+        return True
+
+    async def _wait_drained(self, namespace: str, role: str, pod: Mapping[str, Any]) -> bool:
+        """Bounded: a stuck EndpointSlice controller must not hold a request forever."""
+        pod_ip = (pod.get("status") or {}).get("podIP")
+        deadline = asyncio.get_running_loop().time() + DRAIN_TIMEOUT_S
+        while asyncio.get_running_loop().time() < deadline:
+            if await self._endpoint_drained(namespace, role, pod_ip):
+                return True
+            await asyncio.sleep(POLL_S)
+        return False
+
+    async def _close_gate(self, pod: Mapping[str, Any], reason: str, message: str) -> None:
+        gate, _ = auto_start_gate(pod)
+        if gate is not False:
+            meta = pod["metadata"]
+            await self.write_gate(meta["namespace"], meta["name"], False, reason, message, _utcnow())
+
+    # ---- reimage ----------------------------------------------------------------------------------
+
+    async def _reimage(self, namespace: str, name: str, uid: str) -> None:
+        try:
+            await self._reimage_steps(namespace, name, uid)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.count_action("reimage", "failed")
+            logger.exception("reimage of %s/%s failed; its next event retries", namespace, name)
+
+    async def _unheld_request(
+        self, namespace: str, name: str, uid: str
+    ) -> tuple[dict[str, Any], str, dict[str, Any], VMRole] | None:
+        """The pod, its reimage token and its role once the role is not paused; None when the
+        request went away. A paused role holds the request (a Warning says so) and deletes nothing."""
+        held_reported = False
+        while True:
+            pod = await self._read_pod(namespace, name, uid)
+            token = pending_reimage(pod) if pod is not None else None
+            if pod is None or token is None:
+                return None
+            found = await self._read_role(namespace, pod)
+            if found is None:
+                return None
+            role_body, role = found
+            if not role.spec.upgrade.paused:
+                return pod, token, role_body, role
+            if not held_reported:
+                held_reported = True
+                message = f"reimage {token} of {name} held: spec.upgrade.paused is true; nothing deleted"
+                self.post_event(pod, "Warning", "ReimageHeld", message)
+                self.post_event(role_body, "Warning", "ReimageHeld", message)
+            await asyncio.sleep(2)
+
+    async def _reimage_steps(self, namespace: str, name: str, uid: str) -> None:
+        unheld = await self._unheld_request(namespace, name, uid)
+        if unheld is None:
+            return
+        pod, token, role_body, role = unheld
+        labels = pod["metadata"].get("labels") or {}
+        annotations = pod["metadata"].get("annotations") or {}
+        if labels.get(c.IN_POOL_LABEL) is not None or REIMAGE_STARTED_ANNOTATION not in annotations:
+            await self._leave_pool(pod, role_body)
+            self.post_event(pod, "Normal", "ReimageStarted", f"reimage {token}: replacement starting first")
+            self.post_event(role_body, "Normal", "ReimageStarted", f"reimage {token} of instance {name}")
+            refreshed = await self._read_pod(namespace, name, uid)
+            if refreshed is None:
+                return
+            pod = refreshed
+        started = parse_time((pod["metadata"].get("annotations") or {}).get(REIMAGE_STARTED_ANNOTATION))
+        surge_deadline = (started or _utcnow()) + datetime.timedelta(
+            seconds=min(role.spec.autoStartTimeoutSeconds, MAX_SURGE_WAIT_S)
+        )
+
+        # Surge first: while the victim serves, wait for the pool to be whole again without it.
+        while _pod_ready(pod) and _utcnow() < surge_deadline:
+            if await self._pool_ready(namespace, role):
+                break
+            await asyncio.sleep(POLL_S)
+            refreshed = await self._read_pod(namespace, name, uid)
+            if refreshed is None or pending_reimage(refreshed) is None:
+                return
+            pod = refreshed
+
+        await self._close_gate(pod, "Reimaging", f"reimage {token}: out of rotation before deletion")
+        if not await self._wait_drained(namespace, role.name, pod):
+            self.post_event(
+                pod,
+                "Warning",
+                "DrainTimeout",
+                f"endpoint still ready after {DRAIN_TIMEOUT_S:.0f}s; deleting anyway",
+            )
+        try:
+            await self._call(
+                self.core.delete_namespaced_pod,
+                name,
+                namespace,
+                body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
+            )
+        except ApiException as e:
+            if e.status in (404, 409):  # already gone, or the name now belongs to a new pod
+                return
+            raise
+        self.count_action("reimage", "succeeded")
+        self.post_event(pod, "Normal", "Reimaged", f"reimage {token}: deleted; a fresh instance replaces it")
+        self.post_event(role_body, "Normal", "Reimaged", f"reimage {token} of instance {name} done")
+
+    async def _leave_pool(self, pod: Mapping[str, Any], role_body: Mapping[str, Any]) -> None:
+        """One patch: out of the ReplicaSet's selector, owned by the role (so deleting the role still
+        collects it), and the start time that bounds the surge wait across restarts."""
+        meta = pod["metadata"]
+        refs = [dict(r) for r in meta.get("ownerReferences") or []]
+        role_uid = role_body["metadata"]["uid"]
+        if not any(r.get("uid") == role_uid for r in refs):
+            refs.append(
+                {
+                    "apiVersion": c.API_VERSION,
+                    "kind": c.KIND,
+                    "name": role_body["metadata"]["name"],
+                    "uid": role_uid,
+                    "controller": False,
+                    "blockOwnerDeletion": False,
+                }
+            )
+        annotations = meta.get("annotations") or {}
+        patch = {
+            "metadata": {
+                "labels": {c.IN_POOL_LABEL: None},
+                "ownerReferences": refs,
+                "annotations": {
+                    REIMAGE_STARTED_ANNOTATION: annotations.get(REIMAGE_STARTED_ANNOTATION)
+                    or format_time(_utcnow())
+                },
+                "uid": meta["uid"],  # a merge patch with a uid fails on any other incarnation
+            }
+        }
+        await self._call(
+            self.core.patch_namespaced_pod,
+            meta["name"],
+            meta["namespace"],
+            patch,
+            _content_type="application/merge-patch+json",
+        )
+
+    async def _pool_ready(self, namespace: str, role: VMRole) -> bool:
+        pods = await self._call(
+            self.core.list_namespaced_pod,
+            namespace,
+            label_selector=f"{c.ROLE_LABEL}={role.name},{c.IN_POOL_LABEL}=true",
+        )
+        ready = 0
+        for pod in pods.items:
+            if pod.metadata.deletion_timestamp is None and any(
+                x.type == "Ready" and x.status == "True" for x in pod.status.conditions or []
+            ):
+                ready += 1
+        return ready >= role.spec.instances
+
+    # ---- reboot -----------------------------------------------------------------------------------
+
+    async def _reboot(self, namespace: str, name: str, uid: str) -> None:
+        try:
+            await self._reboot_steps(namespace, name, uid)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.count_action("reboot", "failed")
+            logger.exception("reboot of %s/%s failed; its next event retries", namespace, name)
+
+    async def _reboot_steps(self, namespace: str, name: str, uid: str) -> None:
+        pod = await self._read_pod(namespace, name, uid)
+        token = pending_reboot(pod) if pod is not None else None
+        if pod is None or token is None:
+            return
+        found = await self._read_role(namespace, pod)
+        if found is None:
+            return
+        role_body, role = found
+        main = next((x for x in pod["spec"]["containers"] if x["name"] == c.MAIN_CONTAINER), None)
+        if main is None or "@" not in main["image"]:
+            self.post_event(
+                pod, "Warning", "RebootRefused", f"reboot {token}: the instance has no pinned image"
+            )
+            return
+        await self._close_gate(pod, "Rebooting", f"reboot {token}: out of rotation before the restart")
+        if not await self._wait_drained(namespace, role.name, pod):
+            self.post_event(
+                pod,
+                "Warning",
+                "DrainTimeout",
+                f"endpoint still ready after {DRAIN_TIMEOUT_S:.0f}s; restarting anyway",
+            )
+        # The kubelet restarts a container whose image reference changed; this one names the same
+        # digest, so the same golden image, pod, IP and ephemeral disk come back and setup does not
+        # re-run. The token and the restart count go in the same patch: exactly once.
+        patch = {
+            "metadata": {
+                "uid": uid,
+                "annotations": {
+                    c.REBOOT_DONE_ANNOTATION: token,
+                    c.REBOOT_RESTARTS_ANNOTATION: str(main_restart_count(pod)),
+                },
+            },
+            "spec": {"containers": [{"name": c.MAIN_CONTAINER, "image": rebooted_image(main["image"])}]},
+        }
+        try:
+            await self._call(self.core.patch_namespaced_pod, name, namespace, patch)
+        except ApiException as e:
+            if e.status in (404, 409):
+                return
+            raise
+        self.count_action("reboot", "succeeded")
+        self.post_event(pod, "Normal", "Rebooted", f"reboot {token}: containers restarting, disk kept")
+        self.post_event(role_body, "Normal", "Rebooted", f"reboot {token} of instance {name}")
