@@ -397,7 +397,7 @@ class Upgrade(_Spec):
     )
     paused: bool = Field(default=False, description="Stop the rolling replacement where it is.")
     drainSeconds: int = Field(
-        default=2,
+        default=5,
         description=(
             "Seconds an instance stays up after it left rotation and before it is stopped (a preStop"
             " sleep run by the kubelet, so no shell is needed in the image): lets in-flight requests"

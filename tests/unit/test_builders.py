@@ -93,7 +93,7 @@ def test_pod_spec_basics() -> None:
     assert spec["readinessGates"] == [{"conditionType": "vmrole.dev/auto-start-complete"}]
     assert spec["enableServiceLinks"] is False
     assert spec["automountServiceAccountToken"] is False
-    assert spec["terminationGracePeriodSeconds"] == 32  # 30 + the default 2 s drain
+    assert spec["terminationGracePeriodSeconds"] == 35  # 30 + the default 5 s drain
     assert "nodeSelector" not in spec
 
 
@@ -620,5 +620,5 @@ def test_reimage_round_goes_into_the_pod_template_and_drain_into_pre_stop() -> N
         c.REIMAGE_ROUND_ANNOTATION: "2026-11-22T10:00:00Z"
     }
     main = dep["spec"]["template"]["spec"]["containers"][0]
-    assert main["lifecycle"] == {"preStop": {"sleep": {"seconds": 2}}}
-    assert dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 32
+    assert main["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    assert dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 35
