@@ -233,6 +233,8 @@ def build_deployment(
         pod_spec["volumes"] = volumes
     if spec.nodeSelector is not None:
         pod_spec["nodeSelector"] = dict(spec.nodeSelector)
+    if spec.tolerations:
+        pod_spec["tolerations"] = [t.model_dump(exclude_none=True) for t in spec.tolerations]
 
     template_metadata: dict[str, Any] = {"labels": pod_labels}
     if reimage_round is not None:

@@ -67,6 +67,8 @@ def build_resolver_pod(role: VMRole) -> dict[str, Any]:
     }
     if spec.nodeSelector:
         pod_spec["nodeSelector"] = dict(spec.nodeSelector)
+    if spec.tolerations:
+        pod_spec["tolerations"] = [t.model_dump(exclude_none=True) for t in spec.tolerations]
     return {
         "apiVersion": "v1",
         "kind": "Pod",

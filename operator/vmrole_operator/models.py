@@ -443,6 +443,21 @@ class Resources(_Spec):
     )
 
 
+class Toleration(_Spec):
+    """A taint an instance tolerates (as a Pod's toleration)."""
+
+    key: str | None = Field(default=None, description="Taint key; empty with Exists matches every taint.",
+                            max_length=316)
+    operator: Literal["Exists", "Equal"] = Field(default="Equal", description="Exists or Equal.")
+    value: str | None = Field(default=None, description="Taint value, for Equal.", max_length=63)
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect to match; empty matches all."
+    )
+    tolerationSeconds: int | None = Field(
+        default=None, description="For NoExecute: how long the instance stays bound after the taint.", ge=0
+    )
+
+
 class SecurityContext(_Spec):
     """Identity the instance's processes run as; they always run as non-root."""
 
@@ -550,6 +565,9 @@ class VMRoleSpec(_Spec):
     )
     nodeSelector: dict[str, str] | None = Field(
         default=None, description="Node labels an instance's node must have (as a Pod's nodeSelector)."
+    )
+    tolerations: list[Toleration] | None = Field(
+        default=None, description="Taints the instances tolerate (as a Pod's tolerations).", max_length=32
     )
 
     @model_validator(mode="after")

@@ -622,3 +622,12 @@ def test_reimage_round_goes_into_the_pod_template_and_drain_into_pre_stop() -> N
     main = dep["spec"]["template"]["spec"]["containers"][0]
     assert main["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
     assert dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 35
+
+
+def test_tolerations_reach_the_pods() -> None:
+    body = minimal_body(tolerations=[{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}])
+    dep = build_deployment(parse_role(body), PINNED, 1)
+    assert dep["spec"]["template"]["spec"]["tolerations"] == [
+        {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert "tolerations" not in build_deployment(parse_role(minimal_body()), PINNED, 1)["spec"]["template"]["spec"]
