@@ -1,7 +1,9 @@
 """`python -m vmrole_operator` (or `vmrole-operator`): run the operator with kopf.
 
 Environment: VMROLE_NAMESPACES (comma-separated; default: every namespace), VMROLE_LIVENESS
-(default http://0.0.0.0:8080/healthz), VMROLE_LOG_FORMAT (json, the default, or plain).
+(default http://0.0.0.0:8080/healthz), VMROLE_LOG_FORMAT (json, the default, or plain),
+VMROLE_METRICS_PORT (serve Prometheus /metrics there; unset: no metrics server, so several local
+operators on one host never fight over a port; the Deployment in manifests/ sets 9090).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import kopf
 
 from . import handlers  # noqa: F401 - registers the handlers
+from .metrics import start_metrics_server
 
 
 def main() -> None:
@@ -18,6 +21,8 @@ def main() -> None:
         kopf.LogFormat.PLAIN if os.environ.get("VMROLE_LOG_FORMAT") == "plain" else kopf.LogFormat.JSON
     )
     kopf.configure(verbose=bool(os.environ.get("VMROLE_DEBUG")), log_format=log_format)
+    if os.environ.get("VMROLE_METRICS_PORT"):
+        start_metrics_server(int(os.environ["VMROLE_METRICS_PORT"]))
     namespaces = [ns for ns in os.environ.get("VMROLE_NAMESPACES", "").split(",") if ns]
     kopf.run(
         standalone=True,  # one replica with a Recreate strategy; no peering objects needed

@@ -18,6 +18,7 @@ import kopf
 from kubernetes import client, config
 
 from . import constants as c
+from . import metrics
 from .auto_start import AutoStartGate, GateWriter
 from .instance_operations import InstanceOperations
 from .instance_requests import request_problems
@@ -60,7 +61,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.reconciler = RoleReconciler(api, memo.operator_namespace, post_event)
     write_gate = _gate_writer(memo.reconciler)
     memo.gate = AutoStartGate(write_gate, _deadline_reporter(memo.reconciler))
-    memo.operations = InstanceOperations(api, post_event, write_gate, count_action)
+    memo.operations = InstanceOperations(api, post_event, write_gate)
 
 
 @kopf.on.cleanup()
@@ -78,10 +79,6 @@ def _gate_writer(reconciler: RoleReconciler) -> GateWriter:
         )
 
     return write
-
-
-def count_action(action: str, result: str) -> None:
-    """Hook for the metrics of carried-out requests (wired to Prometheus counters)."""
 
 
 def _deadline_reporter(reconciler: RoleReconciler) -> Any:
@@ -108,6 +105,12 @@ def reconcile_role(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         post_event(body, "Warning", "InvalidRequest", f"{problem}; nothing done")
     if _role_or_report(body) is not None:
         memo.reconciler.reconcile_by_name(body.metadata.namespace, body.metadata.name)
+
+
+@kopf.on.event(*ROLE)
+def role_deleted(body: kopf.Body, type: str | None, **_: Any) -> None:
+    if type == "DELETED":
+        metrics.forget_role(str(body.metadata.namespace), str(body.metadata.name))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={c.ROLE_LABEL: kopf.PRESENT})

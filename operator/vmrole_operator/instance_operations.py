@@ -24,6 +24,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from . import constants as c
+from . import metrics
 from .auto_start import GateWriter
 from .instance_requests import main_restart_count, pending_reboot, pending_reimage, rebooted_image
 from .instance_state import auto_start_gate, format_time, parse_time
@@ -37,7 +38,6 @@ MAX_SURGE_WAIT_S = 300.0
 REIMAGE_STARTED_ANNOTATION = "vmrole.dev/reimage-started"
 
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
-ActionCounter = Callable[[str, str], None]
 
 
 def _utcnow() -> datetime.datetime:
@@ -50,20 +50,13 @@ def _pod_ready(pod: Mapping[str, Any]) -> bool:
 
 
 class InstanceOperations:
-    def __init__(
-        self,
-        api: client.ApiClient,
-        post_event: EventPoster,
-        write_gate: GateWriter,
-        count_action: ActionCounter,
-    ) -> None:
+    def __init__(self, api: client.ApiClient, post_event: EventPoster, write_gate: GateWriter) -> None:
         self.api = api
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.discovery = client.DiscoveryV1Api(api)
         self.post_event = post_event
         self.write_gate = write_gate
-        self.count_action = count_action
         self._tasks: dict[tuple[str, str, str], asyncio.Task[None]] = {}
 
     def observe(self, pod: Mapping[str, Any]) -> None:
@@ -161,7 +154,7 @@ class InstanceOperations:
         except asyncio.CancelledError:
             raise
         except Exception:
-            self.count_action("reimage", "failed")
+            metrics.count_action("reimage", "failed")
             logger.exception("reimage of %s/%s failed; its next event retries", namespace, name)
 
     async def _unheld_request(
@@ -237,7 +230,7 @@ class InstanceOperations:
             if e.status in (404, 409):  # already gone, or the name now belongs to a new pod
                 return
             raise
-        self.count_action("reimage", "succeeded")
+        metrics.count_action("reimage", "succeeded")
         self.post_event(pod, "Normal", "Reimaged", f"reimage {token}: deleted; a fresh instance replaces it")
         self.post_event(role_body, "Normal", "Reimaged", f"reimage {token} of instance {name} done")
 
@@ -300,7 +293,7 @@ class InstanceOperations:
         except asyncio.CancelledError:
             raise
         except Exception:
-            self.count_action("reboot", "failed")
+            metrics.count_action("reboot", "failed")
             logger.exception("reboot of %s/%s failed; its next event retries", namespace, name)
 
     async def _reboot_steps(self, namespace: str, name: str, uid: str) -> None:
@@ -345,6 +338,6 @@ class InstanceOperations:
             if e.status in (404, 409):
                 return
             raise
-        self.count_action("reboot", "succeeded")
+        metrics.count_action("reboot", "succeeded")
         self.post_event(pod, "Normal", "Rebooted", f"reboot {token}: containers restarting, disk kept")
         self.post_event(role_body, "Normal", "Rebooted", f"reboot {token} of instance {name}")

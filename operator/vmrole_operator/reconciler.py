@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from . import constants as c
+from . import metrics
 from .builders import build_children, child_differs
 from .healing import heal_token, plan_heals, round_complete, start_round, unrequested_heals
 from .image_resolution import build_resolver_pod, read_resolver_pod, resolver_pod_name
@@ -127,7 +129,7 @@ class RoleReconciler:
 
     def reconcile_by_name(self, namespace: str, name: str) -> None:
         """Children, image pin and status of one role, converged to its spec."""
-        with self.lock(namespace, name):
+        with self.lock(namespace, name), metrics.timed_reconcile(namespace, name):
             found = self._read_role(namespace, name)
             if found is None:
                 return
@@ -376,6 +378,7 @@ class RoleReconciler:
         now = utcnow()
         status = compute_status(role, pod_dicts, deployment, pin.image, pin.resolved_from, previous, now)
         self._advance_reimage_round(body, role, status, deployment, now)
+        metrics.set_instance_states(namespace, name, Counter(i["state"] for i in status["instances"]))
         heals = plan_heals(role, pod_dicts, previous.get("recentHeals") or [], now)
         if heals.recent:
             status["recentHeals"] = heals.recent
@@ -389,6 +392,7 @@ class RoleReconciler:
             self._patch_status(namespace, name, patch)
             self._announce_state_changes(body, previous, status)
         for record in heals.new:
+            metrics.count_action("heal", "succeeded")
             self.post_event(
                 body,
                 "Warning",
