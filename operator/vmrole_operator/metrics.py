@@ -21,23 +21,14 @@ from typing import Final, Literal, get_args
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 
+from .instance_state import InstanceState
+
 Action = Literal["reimage", "reboot", "heal"]
 ActionResult = Literal["succeeded", "failed", "refused"]
 ReconcileResult = Literal["succeeded", "failed"]
 
-# status.instances[].state (SEMANTICS.md); a unit test keeps it equal to instance_state.InstanceState.
-INSTANCE_STATES: Final = (
-    "CreatingVM",
-    "StartingVM",
-    "StartingRole",
-    "ReadyRole",
-    "BusyRole",
-    "RestartingRole",
-    "StoppingRole",
-    "FailedStartingVM",
-    "FailedStartingRole",
-    "UnresponsiveRole",
-)
+# status.instances[].state, the SEMANTICS.md vocabulary.
+INSTANCE_STATES: Final = tuple(state.value for state in InstanceState)
 
 RECONCILES: Final = Counter(
     "vmrole_reconciles",
