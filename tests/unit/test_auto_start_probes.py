@@ -460,7 +460,8 @@ class Recorder:
     async def write_gate(
         self, namespace: str, name: str, is_open: bool, reason: str, message: str, as_of: datetime.datetime
     ) -> None:
-        assert as_of.tzinfo is not None and as_of <= datetime.datetime.now(datetime.UTC)
+        assert as_of.tzinfo is not None
+        assert as_of <= datetime.datetime.now(datetime.UTC)
         self.write_times.append(time.monotonic())
         await asyncio.sleep(0.05)  # an API round trip: events may arrive meanwhile
         self.writes.append((namespace, name, is_open, reason, message))

@@ -21,6 +21,7 @@ from vmrole_operator.builders import (
 )
 from vmrole_operator.models import VMRole, parse_role
 
+from .restricted_pss import RESTRICTED_VOLUME_TYPES
 from .test_models import example_body, minimal_body
 
 PINNED = "localhost/vmrole-test/web@sha256:" + "a" * 64
@@ -228,17 +229,6 @@ def test_resources_node_selector_and_identity() -> None:
 
 
 # --- the restricted Pod Security Standard, control by control ---
-
-RESTRICTED_VOLUME_TYPES = {
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "persistentVolumeClaim",
-    "projected",
-    "secret",
-}
 
 
 @pytest.mark.parametrize(
@@ -625,9 +615,14 @@ def test_reimage_round_goes_into_the_pod_template_and_drain_into_pre_stop() -> N
 
 
 def test_tolerations_reach_the_pods() -> None:
-    body = minimal_body(tolerations=[{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}])
+    body = minimal_body(
+        tolerations=[{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}]
+    )
     dep = build_deployment(parse_role(body), PINNED, 1)
     assert dep["spec"]["template"]["spec"]["tolerations"] == [
         {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
     ]
-    assert "tolerations" not in build_deployment(parse_role(minimal_body()), PINNED, 1)["spec"]["template"]["spec"]
+    assert (
+        "tolerations"
+        not in build_deployment(parse_role(minimal_body()), PINNED, 1)["spec"]["template"]["spec"]
+    )
