@@ -446,8 +446,9 @@ class Resources(_Spec):
 class Toleration(_Spec):
     """A taint an instance tolerates (as a Pod's toleration)."""
 
-    key: str | None = Field(default=None, description="Taint key; empty with Exists matches every taint.",
-                            max_length=316)
+    key: str | None = Field(
+        default=None, description="Taint key; empty with Exists matches every taint.", max_length=316
+    )
     operator: Literal["Exists", "Equal"] = Field(default="Equal", description="Exists or Equal.")
     value: str | None = Field(default=None, description="Taint value, for Equal.", max_length=63)
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
