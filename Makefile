@@ -69,8 +69,42 @@ test: setup ## Everything: lint, unit and e2e tests on a real cluster (CI=true a
 	@status=0; \
 	$(MAKE) --no-print-directory lint || status=$$?; \
 	if [ $$status = 0 ]; then $(MAKE) --no-print-directory cluster-up || status=$$?; fi; \
+	if [ $$status = 0 ] && [ "$(OPERATOR)" = incluster ] && [ "$(CLUSTER)" != external ]; then \
+	  $(MAKE) --no-print-directory deploy-e2e || status=$$?; fi; \
 	if [ $$status = 0 ]; then ( $(WITH_CLUSTER_ENV) $(PY) -m pytest tests -v -rfEs --durations=15 ) || status=$$?; fi; \
+	if [ "$(OPERATOR)" = incluster ] && [ "$(CLUSTER)" != external ]; then $(MAKE) --no-print-directory undeploy || true; fi; \
 	if [ -n "$(CI)" ] && [ "$(CLUSTER)" != external ]; then $(MAKE) --no-print-directory cluster-down || true; fi; \
+	exit $$status
+
+# The operator as users run it: an image built from the Dockerfile, installed from manifests/.
+# (CLUSTER=external: there is no node to load an image into; deploy it yourself, see docs/install.md.)
+LOAD_TARGET = $(if $(filter kind,$(CLUSTER)),--kind $${KIND_CLUSTER_NAME:-vmrole},--containerd $(CURDIR)/.cluster/containerd/containerd.sock)
+# Namespaces of the in-cluster e2e sessions (tests/e2e/conftest.py); the e2e deployment watches only
+# these, so it never acts on roles of a session that runs its own operator on the same cluster.
+E2E_INCLUSTER_WATCH = e2e-ic-*
+
+.PHONY: operator-image
+operator-image: setup ## Build the operator image from the Dockerfile (buildah, no Docker engine) and load it into the cluster
+	@$(PY) hack/operator_image.py load $(LOAD_TARGET)
+
+.PHONY: deploy
+deploy: cluster-up ## Build and load the operator image, then apply manifests/ with it (namespace vmrole-system)
+	@$(WITH_CLUSTER_ENV) $(PY) hack/deploy.py deploy $(LOAD_TARGET)
+
+.PHONY: deploy-e2e
+deploy-e2e: cluster-up
+	@$(WITH_CLUSTER_ENV) $(PY) hack/deploy.py deploy $(LOAD_TARGET) --watch '$(E2E_INCLUSTER_WATCH)'
+
+.PHONY: undeploy
+undeploy: setup ## Remove the deployed operator (keeps the CRD and every VMRole)
+	@$(WITH_CLUSTER_ENV) $(PY) hack/deploy.py undeploy
+
+.PHONY: test-incluster
+test-incluster: setup ## Deploy the operator, run the in-cluster e2e tests against it, undeploy
+	@status=0; \
+	$(MAKE) --no-print-directory deploy-e2e || status=$$?; \
+	if [ $$status = 0 ]; then ( $(WITH_CLUSTER_ENV) OPERATOR=incluster $(PY) -m pytest tests/e2e/test_incluster.py -v -rfEs --durations=5 ) || status=$$?; fi; \
+	$(MAKE) --no-print-directory undeploy || true; \
 	exit $$status
 
 .PHONY: run
@@ -80,3 +114,11 @@ run: cluster-up ## Start the cluster, install the CRD, run the operator in the f
 	( sleep 3; kubectl apply -f examples/web.yaml && \
 	  echo "applied examples/web.yaml; watch it with: source .cluster/env && kubectl get vmr -w" ) & \
 	$(WITH_CLUSTER_ENV) exec $(PY) -m vmrole_operator
+
+.PHONY: bench
+bench: cluster-up ## Benchmarks on the cluster: markdown table, bench/results/<date>.json + latest.json, plots (BENCH_ARGS=--help)
+	@$(WITH_CLUSTER_ENV) $(PY) -m bench.run $(BENCH_ARGS)
+
+.PHONY: bench-smoke
+bench-smoke: cluster-up ## The tiny-parameter benchmarks `make test` runs (tests/e2e/test_bench_smoke.py)
+	@$(WITH_CLUSTER_ENV) $(PY) -m pytest tests/e2e/test_bench_smoke.py -v -rfEs

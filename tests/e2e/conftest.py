@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import subprocess
 import uuid
@@ -11,13 +12,17 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from .incluster import InClusterOperator
 from .kube import Kube
 from .operator_process import OperatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
 # Every namespace of one test session starts with this, and the session's operator watches only
 # those, so two sessions on one cluster (a developer's and CI's, say) never act on each other's roles.
-SESSION_PREFIX = f"e2e-{uuid.uuid4().hex[:4]}-"
+# OPERATOR=incluster: the deployed operator (`make deploy-e2e`) watches `e2e-ic-*`, and a hex prefix
+# never starts with "ic", so local-operator sessions on the same cluster stay apart from it too.
+INCLUSTER = os.environ.get("OPERATOR", "local") == "incluster"
+SESSION_PREFIX = f"e2e-{'ic-' if INCLUSTER else ''}{uuid.uuid4().hex[:4]}-"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -75,12 +80,33 @@ def crd(kube: Kube) -> None:
 
 
 @pytest.fixture(scope="session")
-def operator(crd: None) -> Iterator[OperatorProcess]:
-    if os.environ.get("OPERATOR", "local") != "local":
-        pytest.fail("OPERATOR=incluster is not available yet: run the e2e suite with OPERATOR=local")
+def operator(crd: None, kube: Kube) -> Iterator[OperatorProcess | InClusterOperator]:
+    mode = os.environ.get("OPERATOR", "local")
+    if mode == "incluster":
+        yield from _incluster_operator(kube)
+        return
+    if mode != "local":
+        pytest.fail(f"OPERATOR={mode}: use OPERATOR=local (a local process) or OPERATOR=incluster")
     process = OperatorProcess(
         REPO / ".cluster" / "logs" / f"operator-{SESSION_PREFIX}log", namespaces=f"{SESSION_PREFIX}*"
     )
     process.start()
     yield process
     process.stop()
+
+
+def _incluster_operator(kube: Kube) -> Iterator[InClusterOperator]:
+    """The operator `make deploy-e2e` (or you) deployed; checked, never started from here."""
+    deployed = InClusterOperator(kube, REPO / ".cluster" / "logs" / f"operator-{SESSION_PREFIX}log")
+    try:
+        deployed.attach()
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    watched = deployed.watched_namespaces()
+    if watched and not any(fnmatch.fnmatchcase(f"{SESSION_PREFIX}x", p) for p in watched.split(",")):
+        pytest.fail(f"the deployed operator watches {watched!r}, not this session's {SESSION_PREFIX}*")
+    yield deployed
+    deployed.detach()
+    # Every request the operator made during the session was allowed by manifests/rbac.yaml.
+    refused = deployed.refused_requests()
+    assert not refused, "the operator was refused API requests:\n" + "\n".join(refused[:20])
