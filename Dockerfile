@@ -16,7 +16,7 @@ COPY requirements/operator.txt /tmp/requirements.txt
 # client's asyncio twin, which nothing here imports: without it the image is a third smaller.
 RUN python3 -m pip install --no-cache-dir --no-compile --no-deps --only-binary=:all: \
         --target /app/site -r /tmp/requirements.txt \
-    && rm -r /app/site/kubernetes/aio \
+    && rm -rf /app/site/kubernetes/aio \
     && python3 -m compileall -q --invalidation-mode unchecked-hash /app/site
 COPY operator/vmrole_operator /app/vmrole_operator
 RUN python3 -m compileall -q --invalidation-mode unchecked-hash /app/vmrole_operator
