@@ -23,7 +23,9 @@ from .pki import ClusterPKI, write_kubeconfig
 NODE_NAME = "vmrole-node"
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_API_IP = "10.96.0.1"
-POD_CIDR = "10.88.0.0/16"
+# Not 10.88.0.0/16: that is podman's and buildah's default bridge (cni-podman0), and the operator
+# image is built with buildah on this same host; two routes for one range broke pod traffic.
+POD_CIDR = "10.244.0.0/16"
 SANDBOX_IMAGE = "registry.k8s.io/pause:3.10"
 PORTS = {
     "etcd": 2379,
