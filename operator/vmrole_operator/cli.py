@@ -191,6 +191,11 @@ class VMRoleCli:
 
 
 def parser() -> argparse.ArgumentParser:
+    # The common flags work before or after the command, as kubectl's own do.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-n", "--namespace", default=argparse.SUPPRESS)
+    common.add_argument("--context", default=argparse.SUPPRESS)
+    common.add_argument("--kubeconfig", default=argparse.SUPPRESS)
     p = argparse.ArgumentParser(
         prog="kubectl vmrole", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -198,24 +203,30 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--context")
     p.add_argument("--kubeconfig")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("reimage", help="reimage instances (fresh disk, same pinned image)")
+    r = sub.add_parser("reimage", parents=[common], help="reimage instances (fresh disk, same pinned image)")
     r.add_argument("role")
     r.add_argument("instances", nargs="*")
     r.add_argument("--all", action="store_true", help="every instance, a rolling round")
     r.add_argument("--wait", action="store_true", help="wait until replaced and ready, showing progress")
     r.add_argument("--timeout", type=float, default=600)
-    b = sub.add_parser("reboot", help="restart an instance's containers (same pod, IP and disk)")
+    b = sub.add_parser(
+        "reboot", parents=[common], help="restart an instance's containers (same pod, IP and disk)"
+    )
     b.add_argument("role")
     b.add_argument("instance")
     b.add_argument("--wait", action="store_true")
     b.add_argument("--timeout", type=float, default=300)
-    y = sub.add_parser("busy", help="take an instance out of rotation without restarting it, or put it back")
+    y = sub.add_parser(
+        "busy",
+        parents=[common],
+        help="take an instance out of rotation without restarting it, or put it back",
+    )
     y.add_argument("role")
     y.add_argument("instance")
     onoff = y.add_mutually_exclusive_group(required=True)
     onoff.add_argument("--on", action="store_true")
     onoff.add_argument("--off", action="store_true")
-    s = sub.add_parser("status", help="the role's instances")
+    s = sub.add_parser("status", parents=[common], help="the role's instances")
     s.add_argument("role")
     return p
 
