@@ -65,7 +65,7 @@ unit: setup ## Unit tests only (no cluster)
 	@$(PY) -m pytest tests/unit -q
 
 .PHONY: test
-test: setup ## Everything: lint, unit and e2e tests on a real cluster (CI=true also tears it down)
+test: setup ## Everything: lint, unit, e2e on a real cluster, then the in-cluster smoke run (CI=true also tears it down)
 	@status=0; \
 	$(MAKE) --no-print-directory lint || status=$$?; \
 	if [ $$status = 0 ]; then $(MAKE) --no-print-directory cluster-up || status=$$?; fi; \
@@ -73,6 +73,8 @@ test: setup ## Everything: lint, unit and e2e tests on a real cluster (CI=true a
 	  $(MAKE) --no-print-directory deploy-e2e || status=$$?; fi; \
 	if [ $$status = 0 ]; then ( $(WITH_CLUSTER_ENV) $(PY) -m pytest tests -v -rfEs --durations=15 ) || status=$$?; fi; \
 	if [ "$(OPERATOR)" = incluster ] && [ "$(CLUSTER)" != external ]; then $(MAKE) --no-print-directory undeploy || true; fi; \
+	if [ $$status = 0 ] && [ "$(OPERATOR)" = local ] && [ "$(CLUSTER)" != external ]; then \
+	  $(MAKE) --no-print-directory test-incluster || status=$$?; fi; \
 	if [ -n "$(CI)" ] && [ "$(CLUSTER)" != external ]; then $(MAKE) --no-print-directory cluster-down || true; fi; \
 	exit $$status
 
