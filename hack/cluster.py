@@ -86,6 +86,8 @@ def kind(verb: str) -> int:
                     KIND_NAME,
                     "--kubeconfig",
                     str(kubeconfig),
+                    "--config",
+                    str(Path(__file__).parent / "kind-config.yaml"),
                     "--wait",
                     "120s",
                 ],

@@ -27,6 +27,9 @@ SERVICE_API_IP = "10.96.0.1"
 # image is built with buildah on this same host; two routes for one range broke pod traffic.
 POD_CIDR = "10.244.0.0/16"
 SANDBOX_IMAGE = "registry.k8s.io/pause:3.10"
+# The controllers' and scheduler's client rate (default 20 QPS, burst 30) is what bounds a burst of
+# 1,000 Deployments here, not CPU; scalability tests raise it the same way (bench/ scale floor).
+CONTROL_PLANE_CLIENT_RATE = ("--kube-api-qps=100", "--kube-api-burst=200")
 PORTS = {
     "etcd": 2379,
     "etcd-peer": 2380,
@@ -443,6 +446,7 @@ class LocalCluster:
             "--leader-elect=false",
             "--bind-address=127.0.0.1",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
+            *CONTROL_PLANE_CLIENT_RATE,
             "--v=1",
         ]
 
@@ -454,6 +458,7 @@ class LocalCluster:
             f"--authorization-kubeconfig={kc}",
             "--leader-elect=false",
             "--bind-address=127.0.0.1",
+            *CONTROL_PLANE_CLIENT_RATE,
             "--v=1",
         ]
 
