@@ -1,6 +1,8 @@
 """kopf wiring: which events reach which part. Handlers stay thin; the work is in reconciler/auto_start.
 
-Sync handlers run in kopf's thread pool, so the official (blocking) client is used from them.
+Handlers run in the event loop and only route: role work goes through `RoleWorkers` (one run per
+role at a time, in a thread, since the official client blocks), instance requests and gates to
+their own asyncio tasks. kopf indexes keep what the reconciler would otherwise GET and LIST.
 No handler here needs a finalizer: children go with their owner through garbage collection, and
 deleting a VMRole or a pod never waits for the operator.
 """
@@ -23,10 +25,13 @@ from .auto_start import AutoStartGate, GateWriter
 from .instance_operations import InstanceOperations
 from .instance_requests import request_problems
 from .models import VMRole, parse_role
+from .observed import Observed, trim_child, trim_pod
 from .reconciler import RoleReconciler
+from .role_workers import RoleWorkers, Work
 
 ROLE = (c.GROUP, c.VERSION, c.PLURAL)
 RETRY_BACKOFF_S = 2.0
+WORKER_THREADS = 8  # blocking API calls in flight at once (kopf's sync handlers and role work)
 
 
 def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
@@ -55,12 +60,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
-    settings.execution.max_workers = 8
+    settings.execution.max_workers = WORKER_THREADS
     memo.operator_namespace = os.environ.get("VMROLE_OPERATOR_NAMESPACE", c.OPERATOR_NAMESPACE_DEFAULT)
     api = _api_client()
     memo.reconciler = RoleReconciler(api, memo.operator_namespace, post_event)
+    memo.indexed = IndexedObjects()
+    memo.workers = RoleWorkers(memo.reconciler.run, memo.indexed.snapshot, WORKER_THREADS)
     write_gate = _gate_writer(memo.reconciler)
-    memo.gate = AutoStartGate(write_gate, _deadline_reporter(memo.reconciler))
+    memo.gate = AutoStartGate(write_gate, _deadline_reporter(memo))
     memo.operations = InstanceOperations(api, post_event, write_gate)
 
 
@@ -68,6 +75,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     await memo.gate.close()
     await memo.operations.close()
+    await memo.workers.close()
 
 
 def _gate_writer(reconciler: RoleReconciler) -> GateWriter:
@@ -81,11 +89,108 @@ def _gate_writer(reconciler: RoleReconciler) -> GateWriter:
     return write
 
 
-def _deadline_reporter(reconciler: RoleReconciler) -> Any:
+def _deadline_reporter(memo: kopf.Memo) -> Any:
     async def report(namespace: str, name: str) -> None:
-        await asyncio.to_thread(reconciler.report_auto_start_deadline, namespace, name)
+        role = await asyncio.to_thread(memo.reconciler.report_auto_start_deadline, namespace, name)
+        if role is not None:
+            memo.workers.request(namespace, role, Work.STATUS)
 
     return report
+
+
+# ---- indexes: what the reconciler reads instead of GET/LIST calls (see observed.py) -------------
+
+
+def _owning_role(body: kopf.Body, via_replica_set: bool = False) -> str | None:
+    """The role named by the label, but only for objects that really belong to a VMRole."""
+    role = body.metadata.labels.get(c.ROLE_LABEL) or body.metadata.labels.get(c.RESOLVER_FOR_LABEL)
+    refs = body.metadata.get("ownerReferences") or []
+    owner_kinds = {(ref.get("kind"), ref.get("apiVersion", "").split("/")[0]) for ref in refs}
+    if (c.KIND, c.GROUP) in owner_kinds:
+        return str(role) if role else None
+    if via_replica_set and any(kind == "ReplicaSet" for kind, _ in owner_kinds):
+        return str(role) if role else None  # instance pods are owned by the Deployment's ReplicaSet
+    return None
+
+
+def _index_entry(key_role: str | None, namespace: str | None, value: dict[str, Any]) -> Any:
+    return {(namespace, key_role): value} if key_role and namespace else None
+
+
+@kopf.index("", "v1", "pods", labels={c.ROLE_LABEL: kopf.PRESENT})
+def instances_by_role(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
+    return _index_entry(_owning_role(body, via_replica_set=True), namespace, trim_pod(body))
+
+
+@kopf.index("", "v1", "pods", labels={c.RESOLVER_FOR_LABEL: kopf.PRESENT})
+def resolvers_by_role(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
+    return _index_entry(_owning_role(body), namespace, trim_pod(body))
+
+
+@kopf.index("apps", "v1", "deployments", labels={c.ROLE_LABEL: kopf.PRESENT})
+def deployments_by_role(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
+    return _index_entry(_owning_role(body), namespace, trim_child(body))
+
+
+@kopf.index("", "v1", "services", labels={c.ROLE_LABEL: kopf.PRESENT})
+def services_by_role(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
+    return _index_entry(_owning_role(body), namespace, trim_child(body))
+
+
+@kopf.index("networking.k8s.io", "v1", "networkpolicies", labels={c.ROLE_LABEL: kopf.PRESENT})
+def policies_by_role(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
+    return _index_entry(_owning_role(body), namespace, trim_child(body))
+
+
+@kopf.index("", "v1", "configmaps", labels={c.ROLE_LABEL: kopf.PRESENT})
+def configmaps_by_role(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
+    return _index_entry(_owning_role(body), namespace, trim_child(body))
+
+
+INDEXES = (
+    "instances_by_role",
+    "resolvers_by_role",
+    "deployments_by_role",
+    "services_by_role",
+    "policies_by_role",
+    "configmaps_by_role",
+)
+CHILD_INDEXES = INDEXES[2:]
+
+
+class IndexedObjects:
+    """kopf hands its indexes only to handlers; the first handler to run leaves them here.
+
+    One instance, made at startup and shared by reference: kopf gives every object its own shallow
+    copy of the memo, so an attribute set on `memo` in a handler would not reach the others.
+    """
+
+    def __init__(self) -> None:
+        self.indexes: dict[str, kopf.Index[Any, Any]] | None = None
+
+    def remember(self, kwargs: Mapping[str, Any]) -> None:
+        if self.indexes is None:
+            self.indexes = {name: kwargs[name] for name in INDEXES}
+
+    def snapshot(self, namespace: str, name: str) -> Observed:
+        if self.indexes is None:
+            raise RuntimeError("no handler has run yet: kopf's indexes are not known")
+        indexes, key = self.indexes, (namespace, name)
+
+        def entries(index: str) -> list[Any]:
+            return list(indexes[index].get(key, []))
+
+        children = [ch for index in CHILD_INDEXES for ch in entries(index)]
+        return Observed.of(entries("instances_by_role"), entries("resolvers_by_role"), children)
+
+
+def _workers(memo: kopf.Memo, kwargs: Mapping[str, Any]) -> RoleWorkers:
+    memo.indexed.remember(kwargs)
+    workers: RoleWorkers = memo.workers
+    return workers
+
+
+# ---- handlers -------------------------------------------------------------------------------------
 
 
 def _role_or_report(body: Mapping[str, Any]) -> VMRole | None:
@@ -100,40 +205,39 @@ def _role_or_report(body: Mapping[str, Any]) -> VMRole | None:
 @kopf.on.resume(*ROLE, backoff=RETRY_BACKOFF_S)
 @kopf.on.create(*ROLE, backoff=RETRY_BACKOFF_S)
 @kopf.on.update(*ROLE, backoff=RETRY_BACKOFF_S)
-def reconcile_role(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def reconcile_role(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     for problem in request_problems(body, pod=False):
         post_event(body, "Warning", "InvalidRequest", f"{problem}; nothing done")
     if _role_or_report(body) is not None:
-        memo.reconciler.reconcile_by_name(body.metadata.namespace, body.metadata.name)
+        namespace, name = str(body.metadata.namespace), str(body.metadata.name)
+        await _workers(memo, kwargs).run_now(namespace, name, Work.RECONCILE)
 
 
 @kopf.on.event(*ROLE)
-def role_deleted(body: kopf.Body, type: str | None, **_: Any) -> None:
+async def role_deleted(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
     if type == "DELETED":
-        metrics.forget_role(str(body.metadata.namespace), str(body.metadata.name))
+        namespace, name = str(body.metadata.namespace), str(body.metadata.name)
+        metrics.forget_role(namespace, name)
+        memo.reconciler.forget_role(namespace, name)
+        _workers(memo, kwargs).forget(namespace, name)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={c.ROLE_LABEL: kopf.PRESENT})
 @kopf.on.event("", "v1", "services", labels={c.ROLE_LABEL: kopf.PRESENT})
 @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels={c.ROLE_LABEL: kopf.PRESENT})
 @kopf.on.event("", "v1", "configmaps", labels={c.ROLE_LABEL: kopf.PRESENT})
-def child_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A child edited or deleted by hand is restored; a Deployment's progress updates the status."""
+@kopf.on.event("", "v1", "pods", labels={c.RESOLVER_FOR_LABEL: kopf.PRESENT})
+async def child_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    """A child edited or deleted by hand is restored; a Deployment's progress updates the status; a
+    resolver pod that reported the digest pins the image."""
     owner = _owning_role(body)
     if owner is not None:
-        memo.reconciler.reconcile_by_name(body.metadata.namespace, owner)
-
-
-@kopf.on.event("", "v1", "pods", labels={c.RESOLVER_FOR_LABEL: kopf.PRESENT})
-def resolver_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
-    owner = _owning_role(body)
-    if type != "DELETED" and owner is not None:
-        memo.reconciler.reconcile_by_name(body.metadata.namespace, owner)
+        _workers(memo, kwargs).request(str(body.metadata.namespace), owner, Work.RECONCILE)
 
 
 @kopf.on.event("", "v1", "pods", labels={c.ROLE_LABEL: kopf.PRESENT})
-async def instance_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
-    namespace, name = body.metadata.namespace, body.metadata.name
+async def instance_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
+    namespace, name = str(body.metadata.namespace), str(body.metadata.name)
     if type == "DELETED":
         memo.gate.forget(namespace, name)
     owner = _owning_role(body, via_replica_set=True)
@@ -143,10 +247,15 @@ async def instance_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, *
     pod = dict(body)
     for problem in request_problems(pod, pod=True):
         post_event(pod, "Warning", "InvalidRequest", f"{problem}; nothing done")
-    role = await asyncio.to_thread(memo.reconciler.refresh_status_by_name, namespace, owner)
-    if role is not None and type != "DELETED":
-        memo.gate.observe(pod, role.spec.autoStart, role.spec.autoStartTimeoutSeconds)
+    if type != "DELETED":
+        # Requests and the gate act first: the status write below may wait behind other work.
         memo.operations.observe(pod)
+        role = memo.reconciler.known_role(namespace, owner)
+        if role is None:
+            role = await asyncio.to_thread(memo.reconciler.read_role, namespace, owner)
+        if role is not None:
+            memo.gate.observe(pod, role.spec.autoStart, role.spec.autoStartTimeoutSeconds)
+    _workers(memo, kwargs).request(namespace, owner, Work.STATUS)
 
 
 REQUEST_ANNOTATIONS = (c.REIMAGE_ANNOTATION, c.REBOOT_ANNOTATION, c.BUSY_ANNOTATION)
@@ -176,18 +285,6 @@ def _refuse_requests_on_non_instance(body: kopf.Body) -> None:
             "NotAnInstance",
             f"{', '.join(asked)} ignored: pod {body.metadata.name} is not an instance of a VMRole",
         )
-
-
-def _owning_role(body: kopf.Body, via_replica_set: bool = False) -> str | None:
-    """The role named by the label, but only for objects that really belong to a VMRole."""
-    role = body.metadata.labels.get(c.ROLE_LABEL) or body.metadata.labels.get(c.RESOLVER_FOR_LABEL)
-    refs = body.metadata.get("ownerReferences") or []
-    owner_kinds = {(ref.get("kind"), ref.get("apiVersion", "").split("/")[0]) for ref in refs}
-    if (c.KIND, c.GROUP) in owner_kinds:
-        return str(role) if role else None
-    if via_replica_set and any(kind == "ReplicaSet" for kind, _ in owner_kinds):
-        return str(role) if role else None  # instance pods are owned by the Deployment's ReplicaSet
-    return None
 
 
 @kopf.on.probe(id="now")

@@ -1,14 +1,14 @@
-"""Level-based reconciliation of one VMRole: children, image pin and status, from what the API holds.
+"""Level-based reconciliation of one VMRole: children, image pin and status.
 
-Every write is skipped when the object already matches, so a restart with nothing changed makes
-zero writes. Children are written with server-side apply (field manager `vmrole-operator`): it
-creates, repairs hand edits, and drops fields the role no longer asks for, in one idempotent call.
+Every write is skipped when the object already matches what the indexes hold, so a restart with
+nothing changed makes zero writes. Children are written with server-side apply (field manager
+`vmrole-operator`): it creates, repairs hand edits, and drops fields the role no longer asks for, in
+one idempotent call.
 """
 
 from __future__ import annotations
 
 import datetime
-import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,7 +26,9 @@ from .image_resolution import build_resolver_pod, read_resolver_pod, resolver_po
 from .instance_requests import role_reimage_token
 from .instance_state import compute_status, format_time
 from .models import VMRole, parse_role
+from .observed import Observed, trim_child
 from .pinning import is_digest_reference
+from .role_workers import Work
 
 FIELD_MANAGER = "vmrole-operator"
 APPLY = "application/apply-patch+yaml"
@@ -56,46 +58,32 @@ def current_pin(role: VMRole, status: Mapping[str, Any]) -> Pin:
 
 
 class _ChildKind:
-    """read/apply/list/delete for one child kind, over the official client."""
+    """apply/delete for one child kind, over the official client."""
 
     def __init__(self, api: client.ApiClient, kind: str) -> None:
         core, apps, net = client.CoreV1Api(api), client.AppsV1Api(api), client.NetworkingV1Api(api)
         self.kind = kind
-        self.read, self.patch, self.list, self.delete = {
-            "Deployment": (
-                apps.read_namespaced_deployment,
-                apps.patch_namespaced_deployment,
-                apps.list_namespaced_deployment,
-                apps.delete_namespaced_deployment,
-            ),
-            "Service": (
-                core.read_namespaced_service,
-                core.patch_namespaced_service,
-                core.list_namespaced_service,
-                core.delete_namespaced_service,
-            ),
-            "NetworkPolicy": (
-                net.read_namespaced_network_policy,
-                net.patch_namespaced_network_policy,
-                net.list_namespaced_network_policy,
-                net.delete_namespaced_network_policy,
-            ),
-            "ConfigMap": (
-                core.read_namespaced_config_map,
-                core.patch_namespaced_config_map,
-                core.list_namespaced_config_map,
-                core.delete_namespaced_config_map,
-            ),
-            "Pod": (
-                core.read_namespaced_pod,
-                core.patch_namespaced_pod,
-                core.list_namespaced_pod,
-                core.delete_namespaced_pod,
-            ),
+        self.patch, self.delete = {
+            "Deployment": (apps.patch_namespaced_deployment, apps.delete_namespaced_deployment),
+            "Service": (core.patch_namespaced_service, core.delete_namespaced_service),
+            "NetworkPolicy": (net.patch_namespaced_network_policy, net.delete_namespaced_network_policy),
+            "ConfigMap": (core.patch_namespaced_config_map, core.delete_namespaced_config_map),
+            "Pod": (core.patch_namespaced_pod, core.delete_namespaced_pod),
         }[kind]
 
 
+# Children that go when the role stops asking for them (the Deployment never does: it is the role).
+SWEPT_KINDS = ("ConfigMap", "Service", "NetworkPolicy")
+
+
 class RoleReconciler:
+    """The blocking work for one role; `RoleWorkers` runs it one role at a time, off the event loop.
+
+    What the role's children and pods look like comes in an `Observed` snapshot of kopf's indexes;
+    only the VMRole itself is read from the API, because its status holds the commit points of
+    reimage rounds and heals, which must never be acted on from a stale copy.
+    """
+
     def __init__(self, api: client.ApiClient, operator_namespace: str, post_event: EventPoster) -> None:
         self.api = api
         self.core = client.CoreV1Api(api)
@@ -105,56 +93,56 @@ class RoleReconciler:
         self.kinds = {
             k: _ChildKind(api, k) for k in ("ConfigMap", "Deployment", "Service", "NetworkPolicy", "Pod")
         }
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._roles: dict[tuple[str, str], VMRole] = {}
 
-    def lock(self, namespace: str, name: str) -> threading.Lock:
-        """Handlers of one role run in several threads (role, pod and child events); serialise them."""
-        with self._locks_guard:
-            return self._locks.setdefault((namespace, name), threading.Lock())
+    def known_role(self, namespace: str, name: str) -> VMRole | None:
+        """The role as last read (instance events need its checks without an API call)."""
+        return self._roles.get((namespace, name))
 
-    # ---- entry points (each reads the VMRole fresh under the role's lock) -----------------------
+    def forget_role(self, namespace: str, name: str) -> None:
+        self._roles.pop((namespace, name), None)
+
+    def read_role(self, namespace: str, name: str) -> VMRole | None:
+        found = self._read_role(namespace, name)
+        return found[1] if found is not None else None
 
     def _read_role(self, namespace: str, name: str) -> tuple[dict[str, Any], VMRole] | None:
         try:
             body = self.custom.get_namespaced_custom_object(c.GROUP, c.VERSION, namespace, c.PLURAL, name)
         except ApiException as e:
             if e.status == 404:
+                self.forget_role(namespace, name)
                 return None
             raise
         try:
-            return body, parse_role(body)
+            role = parse_role(body)
         except ValueError:
             return None  # reported as an InvalidSpec Event by the role handler
+        self._roles[(namespace, name)] = role
+        return body, role
 
-    def reconcile_by_name(self, namespace: str, name: str) -> None:
-        """Children, image pin and status of one role, converged to its spec."""
-        with self.lock(namespace, name), metrics.timed_reconcile(namespace, name):
+    # ---- entry point --------------------------------------------------------------------------
+
+    def run(self, namespace: str, name: str, work: Work, observed: Observed) -> None:
+        """Converges one role: for RECONCILE its image pin, reimage round and children; always its
+        status. `observed` is what the indexes held when this run started."""
+        with metrics.timed_reconcile(namespace, name):
             found = self._read_role(namespace, name)
             if found is None:
                 return
             body, role = found
             status = dict(body.get("status") or {})
             pin = current_pin(role, status)
-            if not pin.covers(role.spec.image):
-                pin = self._resolve_image(body, role, pin)
-                if pin.covers(role.spec.image):
-                    status.update(image=pin.image, specImage=pin.resolved_from)
-            self._start_reimage_round(body, role, status)
-            reimage_round = (status.get("lastReimage") or {}).get("token")
-            self._ensure_children(body, role, pin, reimage_round)
-            self._write_status(body, role, pin, status)
-
-    def refresh_status_by_name(self, namespace: str, name: str) -> VMRole | None:
-        """Only the status (instances come and go, change state); returns the role for the caller."""
-        with self.lock(namespace, name):
-            found = self._read_role(namespace, name)
-            if found is None:
-                return None
-            body, role = found
-            status = dict(body.get("status") or {})
-            self._write_status(body, role, current_pin(role, status), status)
-            return role
+            deployment = observed.child("Deployment", name)
+            if work >= Work.RECONCILE:
+                if not pin.covers(role.spec.image):
+                    pin = self._resolve_image(body, role, pin, observed)
+                    if pin.covers(role.spec.image):
+                        status.update(image=pin.image, specImage=pin.resolved_from)
+                self._start_reimage_round(body, role, status)
+                reimage_round = (status.get("lastReimage") or {}).get("token")
+                deployment = self._ensure_children(body, role, pin, reimage_round, observed)
+            self._write_status(body, role, pin, status, observed.pods, deployment)
 
     def write_auto_start_gate(
         self, namespace: str, pod: str, is_open: bool, reason: str, message: str, as_of: datetime.datetime
@@ -196,12 +184,13 @@ class RoleReconciler:
         elif is_open and previous is not None and previous.get("reason") == "Busy":
             self.post_event(current, "Normal", "InstanceNotBusy", "busy cleared: back in rotation")
 
-    def report_auto_start_deadline(self, namespace: str, pod: str) -> None:
+    def report_auto_start_deadline(self, namespace: str, pod: str) -> str | None:
+        """Posts the Warning; returns the instance's role (whose status then needs a refresh)."""
         try:
             pod_obj = self.core.read_namespaced_pod(pod, namespace)
         except ApiException as e:
             if e.status == 404:
-                return
+                return None
             raise
         role_name = (pod_obj.metadata.labels or {}).get(c.ROLE_LABEL)
         if role_name:
@@ -211,7 +200,7 @@ class RoleReconciler:
                 "AutoStartTimeout",
                 "auto-start did not complete within spec.autoStartTimeoutSeconds",
             )
-            self.refresh_status_by_name(namespace, role_name)
+        return str(role_name) if role_name else None
 
     # ---- reimage all ------------------------------------------------------------------------------
 
@@ -240,25 +229,21 @@ class RoleReconciler:
 
     # ---- image pinning ----------------------------------------------------------------------------
 
-    def _resolve_image(self, body: Mapping[str, Any], role: VMRole, pin: Pin) -> Pin:
+    def _resolve_image(self, body: Mapping[str, Any], role: VMRole, pin: Pin, observed: Observed) -> Pin:
         """Returns the new pin when the resolver pod has reported it, else the current one."""
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         resolver = build_resolver_pod(role)
         kopf.adopt(resolver, owner=body)  # type: ignore[arg-type]
-        pods = self.kinds["Pod"]
-        try:
-            actual = self.api.sanitize_for_serialization(pods.read(resolver["metadata"]["name"], namespace))
-        except ApiException as e:
-            if e.status != 404:
-                raise
-            pods.patch(
-                resolver["metadata"]["name"],
-                namespace,
-                resolver,
-                field_manager=FIELD_MANAGER,
-                force=True,
-                _content_type=APPLY,
-            )
+        actual = observed.resolver(resolver["metadata"]["name"])
+        if actual is None:
+            # Created, never applied: it is never updated, and a 409 tells an index that has not
+            # seen our pod yet apart from a first creation (one Event, not one per run).
+            try:
+                self.core.create_namespaced_pod(namespace, resolver)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                return pin
             self.post_event(
                 body,
                 "Normal",
@@ -281,22 +266,26 @@ class RoleReconciler:
         self.post_event(
             body, "Normal", "ImagePinned", f"golden image {role.spec.image} pinned as {new_pin.image}"
         )
-        self._delete_resolvers(namespace, name, keep=None)
+        self._delete_resolvers(namespace, observed, keep=None)
         return new_pin
 
-    def _delete_resolvers(self, namespace: str, role_name: str, keep: str | None) -> None:
-        listing = self.core.list_namespaced_pod(
-            namespace, label_selector=f"{c.RESOLVER_FOR_LABEL}={role_name}"
-        )
-        for pod in listing.items:
-            if pod.metadata.name != keep:
-                self._delete(self.kinds["Pod"], namespace, pod.metadata.name, pod.metadata.uid)
+    def _delete_resolvers(self, namespace: str, observed: Observed, keep: str | None) -> None:
+        for pod in observed.resolvers:
+            meta = pod["metadata"]
+            if meta["name"] != keep and not meta.get("deletionTimestamp"):
+                self._delete(self.kinds["Pod"], namespace, meta["name"], meta["uid"])
 
     # ---- children -------------------------------------------------------------------------------
 
     def _ensure_children(
-        self, body: Mapping[str, Any], role: VMRole, pin: Pin, reimage_round: str | None
-    ) -> None:
+        self,
+        body: Mapping[str, Any],
+        role: VMRole,
+        pin: Pin,
+        reimage_round: str | None,
+        observed: Observed,
+    ) -> dict[str, Any] | None:
+        """Applies what drifted, deletes what is no longer asked for; returns the Deployment."""
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         image = pin.image or role.spec.image
         children = build_children(
@@ -306,50 +295,52 @@ class RoleReconciler:
             # Nothing runs before the golden image is pinned; Services and policy may exist already.
             children = [ch for ch in children if ch["kind"] != "Deployment"]
         elif pin.covers(role.spec.image):
-            self._delete_resolvers(namespace, name, keep=None)
+            self._delete_resolvers(namespace, observed, keep=None)
         else:
-            self._delete_resolvers(namespace, name, keep=resolver_pod_name(name, role.spec.image))
-        wanted = {(ch["kind"], ch["metadata"]["name"]) for ch in children}
+            self._delete_resolvers(namespace, observed, keep=resolver_pod_name(name, role.spec.image))
+        deployment = observed.child("Deployment", name)
         for child in children:
-            self._apply_child(body, child)
-        self._delete_unwanted(body, wanted)
+            applied = self._apply_child(body, child, observed)
+            if child["kind"] == "Deployment":
+                deployment = applied
+        self._delete_unwanted(body, {(ch["kind"], ch["metadata"]["name"]) for ch in children}, observed)
+        return deployment
 
-    def _apply_child(self, body: Mapping[str, Any], desired: dict[str, Any]) -> None:
+    def _apply_child(
+        self, body: Mapping[str, Any], desired: dict[str, Any], observed: Observed
+    ) -> dict[str, Any]:
         kind = self.kinds[desired["kind"]]
         namespace, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
-        try:
-            actual = self.api.sanitize_for_serialization(kind.read(name, namespace))
-        except ApiException as e:
-            if e.status != 404:
-                raise
-            actual = None
+        actual = observed.child(desired["kind"], name)
         if actual is not None and not child_differs(desired, actual):
-            return
-        kind.patch(name, namespace, desired, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY)
+            return actual
+        applied = kind.patch(
+            name, namespace, desired, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY
+        )
         verb = "Created" if actual is None else "Repaired"
         self.post_event(
             body, "Normal", f"{verb}{desired['kind']}", f"{verb.lower()} {desired['kind']} {name}"
         )
+        return trim_child(self.api.sanitize_for_serialization(applied))
 
-    def _delete_unwanted(self, body: Mapping[str, Any], wanted: set[tuple[str, str]]) -> None:
+    def _delete_unwanted(
+        self, body: Mapping[str, Any], wanted: set[tuple[str, str]], observed: Observed
+    ) -> None:
         """Children the role no longer asks for (an endpoint list emptied, an inline answer file dropped)."""
-        namespace, name, uid = (
-            body["metadata"]["namespace"],
-            body["metadata"]["name"],
-            body["metadata"]["uid"],
-        )
-        for kind_name in ("ConfigMap", "Service", "NetworkPolicy"):
-            kind = self.kinds[kind_name]
-            for obj in kind.list(namespace, label_selector=f"{c.ROLE_LABEL}={name}").items:
-                owned = any(ref.uid == uid for ref in obj.metadata.owner_references or [])
-                if owned and (kind_name, obj.metadata.name) not in wanted:
-                    self._delete(kind, namespace, obj.metadata.name, obj.metadata.uid)
-                    self.post_event(
-                        body,
-                        "Normal",
-                        f"Deleted{kind_name}",
-                        f"deleted {kind_name} {obj.metadata.name}: the role no longer asks for it",
-                    )
+        namespace, uid = body["metadata"]["namespace"], body["metadata"]["uid"]
+        for (kind_name, child_name), obj in observed.children.items():
+            meta = obj["metadata"]
+            owned = any(ref.get("uid") == uid for ref in meta.get("ownerReferences") or [])
+            if kind_name in SWEPT_KINDS and owned and (kind_name, child_name) not in wanted:
+                if meta.get("deletionTimestamp"):
+                    continue
+                self._delete(self.kinds[kind_name], namespace, child_name, meta["uid"])
+                self.post_event(
+                    body,
+                    "Normal",
+                    f"Deleted{kind_name}",
+                    f"deleted {kind_name} {child_name}: the role no longer asks for it",
+                )
 
     @staticmethod
     def _delete(kind: _ChildKind, namespace: str, name: str, uid: str) -> None:
@@ -364,17 +355,15 @@ class RoleReconciler:
     # ---- status ---------------------------------------------------------------------------------
 
     def _write_status(
-        self, body: Mapping[str, Any], role: VMRole, pin: Pin, previous: dict[str, Any]
+        self,
+        body: Mapping[str, Any],
+        role: VMRole,
+        pin: Pin,
+        previous: dict[str, Any],
+        pod_dicts: list[dict[str, Any]],
+        deployment: Mapping[str, Any] | None,
     ) -> None:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        pods = self.core.list_namespaced_pod(namespace, label_selector=f"{c.ROLE_LABEL}={name}").items
-        pod_dicts = [self.api.sanitize_for_serialization(p) for p in pods]
-        deployment = None
-        try:
-            deployment = self.api.sanitize_for_serialization(self.kinds["Deployment"].read(name, namespace))
-        except ApiException as e:
-            if e.status != 404:
-                raise
         now = utcnow()
         status = compute_status(role, pod_dicts, deployment, pin.image, pin.resolved_from, previous, now)
         self._advance_reimage_round(body, role, status, deployment, now)

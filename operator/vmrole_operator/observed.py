@@ -1,0 +1,73 @@
+"""What the operator last saw of a role's objects, kept in kopf indexes instead of read per reconcile.
+
+kopf fills the indexes from the watches it runs anyway, and runs no handler before every index is
+populated, so a restarted operator compares against the full picture and writes nothing when
+nothing changed. Entries are trimmed to what the reconciler reads (no managedFields, no pod spec
+beyond container names and images) to keep a large fleet's memory small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+CHILD_KINDS = ("ConfigMap", "Deployment", "Service", "NetworkPolicy")
+
+
+def _metadata(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+
+
+def trim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
+    spec = body.get("spec") or {}
+    return {
+        "apiVersion": body.get("apiVersion", "v1"),
+        "kind": "Pod",
+        "metadata": _metadata(body),
+        "spec": {
+            "nodeName": spec.get("nodeName"),
+            "initContainers": [{"name": x.get("name")} for x in spec.get("initContainers") or []],
+            "containers": [
+                {"name": x.get("name"), "image": x.get("image")} for x in spec.get("containers") or []
+            ],
+        },
+        "status": dict(body.get("status") or {}),
+    }
+
+
+def trim_child(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything the drift check compares; status only for a Deployment (the role's status uses it)."""
+    trimmed = {k: v for k, v in body.items() if k not in ("metadata", "status")}
+    trimmed["metadata"] = _metadata(body)
+    if body.get("kind") == "Deployment":
+        trimmed["status"] = dict(body.get("status") or {})
+    return trimmed
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A snapshot of one role's objects, taken in the event loop before blocking work starts."""
+
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    resolvers: list[dict[str, Any]] = field(default_factory=list)
+    children: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        pods: Iterable[Mapping[str, Any]],
+        resolvers: Iterable[Mapping[str, Any]],
+        children: Iterable[Mapping[str, Any]],
+    ) -> Observed:
+        return cls(
+            pods=[dict(p) for p in pods],
+            resolvers=[dict(p) for p in resolvers],
+            children={(str(ch["kind"]), str(ch["metadata"]["name"])): dict(ch) for ch in children},
+        )
+
+    def child(self, kind: str, name: str) -> dict[str, Any] | None:
+        return self.children.get((kind, name))
+
+    def resolver(self, name: str) -> dict[str, Any] | None:
+        return next((p for p in self.resolvers if p["metadata"]["name"] == name), None)
