@@ -8,6 +8,8 @@ operators on one host never fight over a port; the Deployment in manifests/ sets
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 
 import kopf
@@ -15,8 +17,20 @@ import kopf
 from . import handlers  # noqa: F401 - registers the handlers
 from .metrics import start_metrics_server
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas() -> None:
+    """glibc gives threads that allocate at once arenas of their own (up to 8 per core), and the
+    blocking client's worker threads then leave freed memory spread over all of them: peak RSS grew
+    with the fleet. Same effect as MALLOC_ARENA_MAX=2, without relying on the environment."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to limit
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+
 
 def main() -> None:
+    limit_malloc_arenas()
     log_format = (
         kopf.LogFormat.PLAIN if os.environ.get("VMROLE_LOG_FORMAT") == "plain" else kopf.LogFormat.JSON
     )
