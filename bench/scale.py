@@ -42,7 +42,7 @@ from .common import (
     wait_for,
     web_digest_image,
 )
-from .workloads import kwok_role_manifest
+from .workloads import KWOK_TAINT, kwok_role_manifest
 
 KWOK_STAGES = REPO / "bench" / "kwok" / "stages.yaml"
 KWOK_SELECTOR_KEY = "vmrole.dev/bench-kwok"
@@ -104,8 +104,9 @@ class Kwok:
                             "kubernetes.io/os": "linux",
                         },
                     },
-                    # No taints: VMRole's spec has nodeSelector but no tolerations.
-                    "spec": {},
+                    # Tainted so that no real pod (a test's, the cluster's) ever lands on a node
+                    # nothing runs on; the bench roles tolerate it (workloads.KWOK_TOLERATION).
+                    "spec": {"taints": [KWOK_TAINT]},
                 }
             )
         wait_for(self._nodes_ready, 60, "kwok nodes Ready", interval=0.5)

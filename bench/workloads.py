@@ -16,6 +16,8 @@ from vmrole_operator.models import parse_role
 from .common import GROUP, VERSION, WEB_IMAGE
 
 FLOOR_LABEL = "vmrole-bench/floor"
+KWOK_TAINT = {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}
+KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Equal", "value": "fake", "effect": "NoSchedule"}
 
 
 def role_manifest(
@@ -41,7 +43,13 @@ def kwok_role_manifest(name: str, image: str, node_selector: dict[str, str]) -> 
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "VMRole",
         "metadata": {"name": name},
-        "spec": {"image": image, "instances": 1, "autoStart": [], "nodeSelector": dict(node_selector)},
+        "spec": {
+            "image": image,
+            "instances": 1,
+            "autoStart": [],
+            "nodeSelector": dict(node_selector),
+            "tolerations": [dict(KWOK_TOLERATION)],
+        },
     }
 
 
