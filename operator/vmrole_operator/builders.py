@@ -105,17 +105,13 @@ def _readiness_probe(role: VMRole) -> dict[str, Any] | None:
     Entering rotation is decided by the operator through the readiness gate (all checks); this
     probe only takes an instance out of rotation quickly when its main service stops answering.
     No liveness probe: restarting an instance is a user or healing decision, not the kubelet's.
-
-    The period also bounds how late a freshly opened gate takes effect: a gate opened in the first
-    second after the container started is applied by the kubelet only at its next readiness-probe
-    tick (measured on v1.34; opened later, it is applied at once). Hence 1 s, not the default 10 s.
     """
     if not role.spec.autoStart:
         return None
     return {
         **_probe_action(role.spec.autoStart[0]),
-        "periodSeconds": 1,
-        "failureThreshold": 3,
+        "periodSeconds": 2,
+        "failureThreshold": 2,
         "timeoutSeconds": 1,
     }
 

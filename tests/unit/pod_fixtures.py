@@ -147,8 +147,8 @@ def make_pod(
                     "ports": [{"containerPort": 8080, "protocol": "TCP"}],
                     "readinessProbe": {
                         "tcpSocket": {"port": 8080},
-                        "periodSeconds": 1,
-                        "failureThreshold": 3,
+                        "periodSeconds": 2,
+                        "failureThreshold": 2,
                         "timeoutSeconds": 1,
                         "successThreshold": 1,
                     },

@@ -125,8 +125,8 @@ def test_readiness_probe_comes_from_the_first_check() -> None:
     [main] = pod_spec(build_deployment(example_role(), PINNED, 3))["containers"]
     assert main["readinessProbe"] == {
         "tcpSocket": {"port": 8080},
-        "periodSeconds": 1,
-        "failureThreshold": 3,
+        "periodSeconds": 2,
+        "failureThreshold": 2,
         "timeoutSeconds": 1,
     }
     body = example_body()
