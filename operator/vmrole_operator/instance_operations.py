@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -62,13 +62,16 @@ class InstanceOperations:
     def observe(self, pod: Mapping[str, Any]) -> None:
         """Starts the task a pod's pending request needs, unless one already runs for it."""
         meta = pod["metadata"]
-        for verb, pending, run in (
-            ("reimage", pending_reimage, self._reimage),
-            ("reboot", pending_reboot, self._reboot),
-        ):
+        operations: tuple[tuple[Literal["reimage", "reboot"], Any, Any], ...] = (
+            ("reimage", pending_reimage, self._reimage_steps),
+            ("reboot", pending_reboot, self._reboot_steps),
+        )
+        for verb, pending, run in operations:
             key = (meta["namespace"], meta["name"], verb)
             if pending(pod) and key not in self._tasks:
-                task = asyncio.create_task(run(meta["namespace"], meta["name"], meta["uid"]))
+                task = asyncio.create_task(
+                    self._guarded(verb, run, meta["namespace"], meta["name"], meta["uid"])
+                )
                 self._tasks[key] = task
                 task.add_done_callback(self._forget_task)
 
@@ -80,6 +83,22 @@ class InstanceOperations:
     async def close(self) -> None:
         for task in list(self._tasks.values()):
             task.cancel()
+
+    @staticmethod
+    async def _guarded(
+        verb: Literal["reimage", "reboot"],
+        steps: Callable[[str, str, str], Awaitable[None]],
+        namespace: str,
+        name: str,
+        uid: str,
+    ) -> None:
+        try:
+            await steps(namespace, name, uid)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            metrics.count_action(verb, "failed")
+            logger.exception("%s of %s/%s failed; its next event retries", verb, namespace, name)
 
     # ---- API access (blocking client, run in threads) -------------------------------------------
 
@@ -147,15 +166,6 @@ class InstanceOperations:
             await self.write_gate(meta["namespace"], meta["name"], False, reason, message, _utcnow())
 
     # ---- reimage ----------------------------------------------------------------------------------
-
-    async def _reimage(self, namespace: str, name: str, uid: str) -> None:
-        try:
-            await self._reimage_steps(namespace, name, uid)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            metrics.count_action("reimage", "failed")
-            logger.exception("reimage of %s/%s failed; its next event retries", namespace, name)
 
     async def _unheld_request(
         self, namespace: str, name: str, uid: str
@@ -286,15 +296,6 @@ class InstanceOperations:
         return ready >= role.spec.instances
 
     # ---- reboot -----------------------------------------------------------------------------------
-
-    async def _reboot(self, namespace: str, name: str, uid: str) -> None:
-        try:
-            await self._reboot_steps(namespace, name, uid)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            metrics.count_action("reboot", "failed")
-            logger.exception("reboot of %s/%s failed; its next event retries", namespace, name)
 
     async def _reboot_steps(self, namespace: str, name: str, uid: str) -> None:
         pod = await self._read_pod(namespace, name, uid)

@@ -18,6 +18,7 @@ from typing import Any
 from kubernetes import client
 
 from .kube import Kube
+from .operator_process import OperatorLog
 
 NAMESPACE = "vmrole-system"
 NAME = "vmrole-operator"
@@ -29,7 +30,7 @@ REFUSED = re.compile(r"\b403\b|Forbidden|Not enough permissions", re.IGNORECASE)
 NOT_RBAC = "NamespaceTerminating"
 
 
-class InClusterOperator:
+class InClusterOperator(OperatorLog):
     def __init__(self, kube: Kube, log_path: Path) -> None:
         self.kube = kube
         self.log_path = log_path
@@ -149,14 +150,6 @@ class InClusterOperator:
 
     def _scale(self, replicas: int) -> None:
         self.kube.apps.patch_namespaced_deployment_scale(NAME, NAMESPACE, {"spec": {"replicas": replicas}})
-
-    def log_size(self) -> int:
-        return self.log_path.stat().st_size if self.log_path.exists() else 0
-
-    def log_since(self, offset: int) -> str:
-        with open(self.log_path, "rb") as f:
-            f.seek(offset)
-            return f.read().decode(errors="replace")
 
     def refused_requests(self, offset: int = 0) -> list[str]:
         lines = self.log_since(offset).splitlines()

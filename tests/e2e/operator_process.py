@@ -20,7 +20,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class OperatorProcess:
+class OperatorLog:
+    """Reading an operator's log file from an offset (local process or deployed pod)."""
+
+    log_path: Path
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def log_since(self, offset: int) -> str:
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+
+
+class OperatorProcess(OperatorLog):
     def __init__(self, log_path: Path, namespaces: str = "") -> None:
         self.log_path = log_path
         self.namespaces = namespaces
@@ -71,11 +85,3 @@ class OperatorProcess:
     def restart(self) -> None:
         self.stop()
         self.start()
-
-    def log_size(self) -> int:
-        return self.log_path.stat().st_size if self.log_path.exists() else 0
-
-    def log_since(self, offset: int) -> str:
-        with open(self.log_path, "rb") as f:
-            f.seek(offset)
-            return f.read().decode(errors="replace")
