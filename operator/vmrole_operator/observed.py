@@ -12,8 +12,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-CHILD_KINDS = ("ConfigMap", "Deployment", "Service", "NetworkPolicy")
-
 
 def _metadata(body: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
