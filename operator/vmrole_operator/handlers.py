@@ -24,6 +24,7 @@ from . import metrics
 from .auto_start import AutoStartGate, GateWriter
 from .instance_operations import InstanceOperations
 from .instance_requests import request_problems
+from .kube_api import KubeApi
 from .models import VMRole, parse_role
 from .observed import Observed, trim_child, trim_pod
 from .reconciler import RoleReconciler
@@ -38,7 +39,7 @@ def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -
     kopf.event(dict(body), type=type_, reason=reason, message=message[:1024])  # type: ignore[arg-type]
 
 
-def _api_client() -> client.ApiClient:
+def _kube_api() -> KubeApi:
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         config.load_incluster_config()
     else:
@@ -46,7 +47,7 @@ def _api_client() -> client.ApiClient:
     api = client.ApiClient()
     api.configuration.retries = 3
     api.user_agent = c.USER_AGENT  # tells the operator's writes apart in audit logs
-    return api
+    return KubeApi(api)
 
 
 @kopf.on.startup()
@@ -62,13 +63,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.client_timeout = 300
     settings.execution.max_workers = WORKER_THREADS
     memo.operator_namespace = os.environ.get("VMROLE_OPERATOR_NAMESPACE", c.OPERATOR_NAMESPACE_DEFAULT)
-    api = _api_client()
-    memo.reconciler = RoleReconciler(api, memo.operator_namespace, post_event)
+    kube = _kube_api()
+    memo.reconciler = RoleReconciler(kube, memo.operator_namespace, post_event)
     memo.indexed = IndexedObjects()
     memo.workers = RoleWorkers(memo.reconciler.run, memo.indexed.snapshot, WORKER_THREADS)
     write_gate = _gate_writer(memo.reconciler)
     memo.gate = AutoStartGate(write_gate, _deadline_reporter(memo))
-    memo.operations = InstanceOperations(api, post_event, write_gate)
+    memo.operations = InstanceOperations(kube, post_event, write_gate)
 
 
 @kopf.on.cleanup()

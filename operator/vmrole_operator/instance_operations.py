@@ -20,14 +20,14 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from . import constants as c
 from . import metrics
 from .auto_start import GateWriter
 from .instance_requests import main_restart_count, pending_reboot, pending_reimage, rebooted_image
 from .instance_state import auto_start_gate, format_time, parse_time
+from .kube_api import ENDPOINT_SLICES, MERGE_PATCH, PODS, VMROLES, KubeApi
 from .models import VMRole, parse_role
 
 logger = logging.getLogger(__name__)
@@ -50,11 +50,8 @@ def _pod_ready(pod: Mapping[str, Any]) -> bool:
 
 
 class InstanceOperations:
-    def __init__(self, api: client.ApiClient, post_event: EventPoster, write_gate: GateWriter) -> None:
-        self.api = api
-        self.core = client.CoreV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
-        self.discovery = client.DiscoveryV1Api(api)
+    def __init__(self, kube: KubeApi, post_event: EventPoster, write_gate: GateWriter) -> None:
+        self.kube = kube
         self.post_event = post_event
         self.write_gate = write_gate
         self._tasks: dict[tuple[str, str, str], asyncio.Task[None]] = {}
@@ -108,13 +105,12 @@ class InstanceOperations:
     async def _read_pod(self, namespace: str, name: str, uid: str) -> dict[str, Any] | None:
         """The pod if it is still the same incarnation, else None."""
         try:
-            pod = await self._call(self.core.read_namespaced_pod, name, namespace)
+            pod: dict[str, Any] = await self._call(self.kube.get, PODS, namespace, name)
         except ApiException as e:
             if e.status == 404:
                 return None
             raise
-        body: dict[str, Any] = self.api.sanitize_for_serialization(pod)
-        return body if body["metadata"]["uid"] == uid else None
+        return pod if pod["metadata"]["uid"] == uid else None
 
     async def _read_role(
         self, namespace: str, pod: Mapping[str, Any]
@@ -123,9 +119,7 @@ class InstanceOperations:
         if not name:
             return None
         try:
-            body = await self._call(
-                self.custom.get_namespaced_custom_object, c.GROUP, c.VERSION, namespace, c.PLURAL, name
-            )
+            body = await self._call(self.kube.get, VMROLES, namespace, name)
         except ApiException as e:
             if e.status == 404:
                 return None
@@ -139,13 +133,12 @@ class InstanceOperations:
         if not pod_ip:
             return True
         slices = await self._call(
-            self.discovery.list_namespaced_endpoint_slice,
-            namespace,
-            label_selector=f"kubernetes.io/service-name={role}",
+            self.kube.list, ENDPOINT_SLICES, namespace, f"kubernetes.io/service-name={role}"
         )
-        for endpoint_slice in slices.items:
-            for endpoint in endpoint_slice.endpoints or []:
-                if pod_ip in (endpoint.addresses or []) and endpoint.conditions and endpoint.conditions.ready:
+        for endpoint_slice in slices:
+            for endpoint in endpoint_slice.get("endpoints") or []:
+                ready = (endpoint.get("conditions") or {}).get("ready")
+                if pod_ip in (endpoint.get("addresses") or []) and ready:
                     return False
         return True
 
@@ -230,12 +223,7 @@ class InstanceOperations:
                 f"endpoint still ready after {DRAIN_TIMEOUT_S:.0f}s; deleting anyway",
             )
         try:
-            await self._call(
-                self.core.delete_namespaced_pod,
-                name,
-                namespace,
-                body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
-            )
+            await self._call(self.kube.delete, PODS, namespace, name, uid)
         except ApiException as e:
             if e.status in (404, 409):  # already gone, or the name now belongs to a new pod
                 return
@@ -274,25 +262,14 @@ class InstanceOperations:
             }
         }
         await self._call(
-            self.core.patch_namespaced_pod,
-            meta["name"],
-            meta["namespace"],
-            patch,
-            _content_type="application/merge-patch+json",
+            self.kube.patch, PODS, meta["namespace"], meta["name"], patch, content_type=MERGE_PATCH
         )
 
     async def _pool_ready(self, namespace: str, role: VMRole) -> bool:
         pods = await self._call(
-            self.core.list_namespaced_pod,
-            namespace,
-            label_selector=f"{c.ROLE_LABEL}={role.name},{c.IN_POOL_LABEL}=true",
+            self.kube.list, PODS, namespace, f"{c.ROLE_LABEL}={role.name},{c.IN_POOL_LABEL}=true"
         )
-        ready = 0
-        for pod in pods.items:
-            if pod.metadata.deletion_timestamp is None and any(
-                x.type == "Ready" and x.status == "True" for x in pod.status.conditions or []
-            ):
-                ready += 1
+        ready = sum(1 for pod in pods if not pod["metadata"].get("deletionTimestamp") and _pod_ready(pod))
         return ready >= role.spec.instances
 
     # ---- reboot -----------------------------------------------------------------------------------
@@ -334,7 +311,7 @@ class InstanceOperations:
             "spec": {"containers": [{"name": c.MAIN_CONTAINER, "image": rebooted_image(main["image"])}]},
         }
         try:
-            await self._call(self.core.patch_namespaced_pod, name, namespace, patch)
+            await self._call(self.kube.patch, PODS, namespace, name, patch)
         except ApiException as e:
             if e.status in (404, 409):
                 return

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import kopf
-from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from . import constants as c
 from . import metrics
@@ -25,13 +24,13 @@ from .healing import heal_token, plan_heals, round_complete, start_round, unrequ
 from .image_resolution import build_resolver_pod, read_resolver_pod, resolver_pod_name
 from .instance_requests import role_reimage_token
 from .instance_state import compute_status, format_time
+from .kube_api import APPLY_PATCH, BY_KIND, MERGE_PATCH, PODS, VMROLES, KubeApi, Resource
 from .models import VMRole, parse_role
 from .observed import Observed, trim_child
 from .pinning import is_digest_reference
 from .role_workers import Work
 
 FIELD_MANAGER = "vmrole-operator"
-APPLY = "application/apply-patch+yaml"
 
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 
@@ -57,21 +56,6 @@ def current_pin(role: VMRole, status: Mapping[str, Any]) -> Pin:
     return Pin(status.get("image"), status.get("specImage"))
 
 
-class _ChildKind:
-    """apply/delete for one child kind, over the official client."""
-
-    def __init__(self, api: client.ApiClient, kind: str) -> None:
-        core, apps, net = client.CoreV1Api(api), client.AppsV1Api(api), client.NetworkingV1Api(api)
-        self.kind = kind
-        self.patch, self.delete = {
-            "Deployment": (apps.patch_namespaced_deployment, apps.delete_namespaced_deployment),
-            "Service": (core.patch_namespaced_service, core.delete_namespaced_service),
-            "NetworkPolicy": (net.patch_namespaced_network_policy, net.delete_namespaced_network_policy),
-            "ConfigMap": (core.patch_namespaced_config_map, core.delete_namespaced_config_map),
-            "Pod": (core.patch_namespaced_pod, core.delete_namespaced_pod),
-        }[kind]
-
-
 # Children that go when the role stops asking for them (the Deployment never does: it is the role).
 SWEPT_KINDS = ("ConfigMap", "Service", "NetworkPolicy")
 
@@ -84,15 +68,10 @@ class RoleReconciler:
     reimage rounds and heals, which must never be acted on from a stale copy.
     """
 
-    def __init__(self, api: client.ApiClient, operator_namespace: str, post_event: EventPoster) -> None:
-        self.api = api
-        self.core = client.CoreV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
+    def __init__(self, kube: KubeApi, operator_namespace: str, post_event: EventPoster) -> None:
+        self.kube = kube
         self.operator_namespace = operator_namespace
         self.post_event = post_event
-        self.kinds = {
-            k: _ChildKind(api, k) for k in ("ConfigMap", "Deployment", "Service", "NetworkPolicy", "Pod")
-        }
         self._roles: dict[tuple[str, str], VMRole] = {}
 
     def known_role(self, namespace: str, name: str) -> VMRole | None:
@@ -108,7 +87,7 @@ class RoleReconciler:
 
     def _read_role(self, namespace: str, name: str) -> tuple[dict[str, Any], VMRole] | None:
         try:
-            body = self.custom.get_namespaced_custom_object(c.GROUP, c.VERSION, namespace, c.PLURAL, name)
+            body = self.kube.get(VMROLES, namespace, name)
         except ApiException as e:
             if e.status == 404:
                 self.forget_role(namespace, name)
@@ -151,7 +130,7 @@ class RoleReconciler:
         its transition time). `as_of` is when the justifying checks began: a container started later
         makes the gate stale, so a restart racing this write is probed again."""
         try:
-            current = self.api.sanitize_for_serialization(self.core.read_namespaced_pod(pod, namespace))
+            current = self.kube.get(PODS, namespace, pod)
         except ApiException as e:
             if e.status == 404:
                 return
@@ -174,10 +153,12 @@ class RoleReconciler:
             "message": message,
             "lastTransitionTime": as_of.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        self.core.patch_namespaced_pod_status(
-            pod,
+        self.kube.patch(
+            PODS,
             namespace,
+            pod,
             {"metadata": {"uid": current["metadata"]["uid"]}, "status": {"conditions": [condition]}},
+            subresource="status",
         )
         if reason == "Busy":
             self.post_event(current, "Normal", "InstanceBusy", f"{c.BUSY_ANNOTATION}=true: out of rotation")
@@ -187,15 +168,15 @@ class RoleReconciler:
     def report_auto_start_deadline(self, namespace: str, pod: str) -> str | None:
         """Posts the Warning; returns the instance's role (whose status then needs a refresh)."""
         try:
-            pod_obj = self.core.read_namespaced_pod(pod, namespace)
+            pod_obj = self.kube.get(PODS, namespace, pod)
         except ApiException as e:
             if e.status == 404:
                 return None
             raise
-        role_name = (pod_obj.metadata.labels or {}).get(c.ROLE_LABEL)
+        role_name = (pod_obj["metadata"].get("labels") or {}).get(c.ROLE_LABEL)
         if role_name:
             self.post_event(
-                self.api.sanitize_for_serialization(pod_obj),
+                pod_obj,
                 "Warning",
                 "AutoStartTimeout",
                 "auto-start did not complete within spec.autoStartTimeoutSeconds",
@@ -239,7 +220,7 @@ class RoleReconciler:
             # Created, never applied: it is never updated, and a 409 tells an index that has not
             # seen our pod yet apart from a first creation (one Event, not one per run).
             try:
-                self.core.create_namespaced_pod(namespace, resolver)
+                self.kube.create(PODS, namespace, resolver)
             except ApiException as e:
                 if e.status != 409:
                     raise
@@ -273,7 +254,7 @@ class RoleReconciler:
         for pod in observed.resolvers:
             meta = pod["metadata"]
             if meta["name"] != keep and not meta.get("deletionTimestamp"):
-                self._delete(self.kinds["Pod"], namespace, meta["name"], meta["uid"])
+                self._delete(PODS, namespace, meta["name"], meta["uid"])
 
     # ---- children -------------------------------------------------------------------------------
 
@@ -309,19 +290,24 @@ class RoleReconciler:
     def _apply_child(
         self, body: Mapping[str, Any], desired: dict[str, Any], observed: Observed
     ) -> dict[str, Any]:
-        kind = self.kinds[desired["kind"]]
         namespace, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
         actual = observed.child(desired["kind"], name)
         if actual is not None and not child_differs(desired, actual):
             return actual
-        applied = kind.patch(
-            name, namespace, desired, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY
+        applied = self.kube.patch(
+            BY_KIND[desired["kind"]],
+            namespace,
+            name,
+            desired,
+            content_type=APPLY_PATCH,
+            field_manager=FIELD_MANAGER,
+            force=True,
         )
         verb = "Created" if actual is None else "Repaired"
         self.post_event(
             body, "Normal", f"{verb}{desired['kind']}", f"{verb.lower()} {desired['kind']} {name}"
         )
-        return trim_child(self.api.sanitize_for_serialization(applied))
+        return trim_child(applied)
 
     def _delete_unwanted(
         self, body: Mapping[str, Any], wanted: set[tuple[str, str]], observed: Observed
@@ -334,7 +320,7 @@ class RoleReconciler:
             if kind_name in SWEPT_KINDS and owned and (kind_name, child_name) not in wanted:
                 if meta.get("deletionTimestamp"):
                     continue
-                self._delete(self.kinds[kind_name], namespace, child_name, meta["uid"])
+                self._delete(BY_KIND[kind_name], namespace, child_name, meta["uid"])
                 self.post_event(
                     body,
                     "Normal",
@@ -342,12 +328,9 @@ class RoleReconciler:
                     f"deleted {kind_name} {child_name}: the role no longer asks for it",
                 )
 
-    @staticmethod
-    def _delete(kind: _ChildKind, namespace: str, name: str, uid: str) -> None:
+    def _delete(self, resource: Resource, namespace: str, name: str, uid: str) -> None:
         try:
-            kind.delete(
-                name, namespace, body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
-            )
+            self.kube.delete(resource, namespace, name, uid)
         except ApiException as e:
             if e.status not in (404, 409):  # gone already, or a newer object of that name
                 raise
@@ -397,9 +380,10 @@ class RoleReconciler:
     def _request_reimage(self, pod: Mapping[str, Any], token: str) -> None:
         meta = pod["metadata"]
         try:
-            self.core.patch_namespaced_pod(
-                meta["name"],
+            self.kube.patch(
+                PODS,
                 meta["namespace"],
+                meta["name"],
                 {"metadata": {"uid": meta["uid"], "annotations": {c.REIMAGE_ANNOTATION: token}}},
             )
         except ApiException as e:
@@ -428,8 +412,8 @@ class RoleReconciler:
         status["lastReimage"] = last
 
     def _patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object_status(
-            c.GROUP, c.VERSION, namespace, c.PLURAL, name, {"status": dict(status)}
+        self.kube.patch(
+            VMROLES, namespace, name, {"status": dict(status)}, content_type=MERGE_PATCH, subresource="status"
         )
 
     def _announce_state_changes(
