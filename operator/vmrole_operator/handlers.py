@@ -26,7 +26,7 @@ from .instance_operations import InstanceOperations
 from .instance_requests import request_problems
 from .kube_api import KubeApi
 from .models import VMRole, parse_role
-from .observed import Observed, trim_child, trim_pod
+from .observed import Observed, pack, trim_child, trim_pod
 from .reconciler import RoleReconciler
 from .role_workers import RoleWorkers, Work
 
@@ -115,7 +115,7 @@ def _owning_role(body: kopf.Body, via_replica_set: bool = False) -> str | None:
 
 
 def _index_entry(key_role: str | None, namespace: str | None, value: dict[str, Any]) -> Any:
-    return {(namespace, key_role): value} if key_role and namespace else None
+    return {(namespace, key_role): pack(value)} if key_role and namespace else None
 
 
 @kopf.index("", "v1", "pods", labels={c.ROLE_LABEL: kopf.PRESENT})

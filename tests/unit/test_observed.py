@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from vmrole_operator.observed import Observed, trim_child, trim_pod
+from vmrole_operator.observed import Observed, pack, trim_child, trim_pod
 
 from .pod_fixtures import make_pod
 
@@ -41,13 +41,23 @@ def test_trim_child_keeps_spec_and_a_deployments_status_only() -> None:
 def test_observed_finds_children_by_kind_and_name_and_resolvers_by_name() -> None:
     observed = Observed.of(
         pods=[],
-        resolvers=[{"metadata": {"name": "web-resolve-abc"}}],
+        resolvers=[pack({"metadata": {"name": "web-resolve-abc"}})],
         children=[
-            {"kind": "Deployment", "metadata": {"name": "web"}},
-            {"kind": "Service", "metadata": {"name": "web"}},
+            pack({"kind": "Deployment", "metadata": {"name": "web"}}),
+            pack({"kind": "Service", "metadata": {"name": "web"}}),
         ],
     )
     assert observed.child("Service", "web") == {"kind": "Service", "metadata": {"name": "web"}}
     assert observed.child("ConfigMap", "web") is None
     assert observed.resolver("web-resolve-abc") is not None
     assert observed.resolver("web-resolve-xyz") is None
+
+
+def test_packed_entries_decode_to_equal_independent_dicts() -> None:
+    pod = trim_pod(make_pod(ready=(True, 5), gate=(True, 4)))
+    packed = pack(pod)
+    first = Observed.of(pods=[packed], resolvers=[], children=[])
+    second = Observed.of(pods=[packed], resolvers=[], children=[])
+    assert first.pods == [pod]
+    first.pods[0]["metadata"]["labels"]["changed"] = "yes"
+    assert "changed" not in second.pods[0]["metadata"]["labels"]
