@@ -1,8 +1,7 @@
 """Where the time of a trial goes, from the apiserver's audit log (write requests, with timestamps).
 
 The audit log is at Metadata level, so it shows who wrote what and when, not the content: a pod's
-scheduling is its `pods/binding` create, the operator opening an instance's auto-start gate is its
-`pods/status` patch on a new pod. The end of a trial (a ready endpoint) is the benchmark's own
+scheduling is its `pods/binding` create. The end of a trial (a ready endpoint) is the benchmark's own
 observation, converted to the same wall clock.
 """
 
@@ -39,7 +38,7 @@ def _collect(per_trial: list[dict[str, float]]) -> dict[str, Any]:
 
 
 def reimage_phases(writes: Sequence[Write], trials: Sequence[Any], names: dict[str, str]) -> dict[str, Any]:
-    """Per arm: action -> replacement scheduled [-> operator opens its gate] -> replacement ready endpoint.
+    """Per arm: action -> replacement scheduled -> replacement ready endpoint.
 
     `trials` have side, victim, seconds, wall_start; `names` maps side -> Deployment name.
     """
@@ -60,24 +59,17 @@ def reimage_phases(writes: Sequence[Write], trials: Sequence[Any], names: dict[s
         )
         if sched is None:
             continue
-        row = {"action_to_scheduled_s": sched.received - action.received}
-        gate = _first(
-            ordered,
-            sched.received,
-            lambda w, p=sched.name: is_operator(w) and w.key == "pods/status" and w.name == p,
-        )
-        if t.side == "operator" and gate is not None and gate.received <= end:
-            row["scheduled_to_gate_open_s"] = gate.received - sched.received
-            row["gate_open_to_ready_endpoint_s"] = end - gate.received
-        else:
-            row["scheduled_to_ready_endpoint_s"] = end - sched.received
+        row = {
+            "action_to_scheduled_s": sched.received - action.received,
+            "scheduled_to_ready_endpoint_s": end - sched.received,
+        }
         rows.setdefault(t.side, []).append({k: round(v, 4) for k, v in row.items()})
     return {side: _collect(r) for side, r in rows.items()}
 
 
 def apply_phases(writes: Sequence[Write], trials: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Per arm: create -> [operator applies the Deployment ->] last pod scheduled
-    [-> operator opened the last gate] -> all instances ready endpoints."""
+    """Per arm: create -> [operator applies the Deployment ->] last pod scheduled -> all instances
+    ready endpoints."""
     ordered = sorted(writes, key=lambda w: w.received)
     rows: dict[str, list[dict[str, float]]] = {}
     for t in trials:
@@ -97,24 +89,16 @@ def apply_phases(writes: Sequence[Write], trials: Sequence[dict[str, Any]]) -> d
         row: dict[str, float] = {}
         if arm == "floor":
             row["create_to_last_scheduled_s"] = sched.received - create.received
-            row["last_scheduled_to_ready_endpoints_s"] = end - sched.received
         else:
             dep = _first(
                 ordered,
                 create.received,
                 lambda w, n=name: is_operator(w) and w.resource == "deployments" and w.name == n,
             )
-            gate = _last(
-                ordered,
-                create.received,
-                end,
-                lambda w, p=is_pod: is_operator(w) and w.key == "pods/status" and p(w.name),
-            )
-            if dep is None or gate is None:
+            if dep is None:
                 continue
             row["create_to_deployment_applied_s"] = dep.received - create.received
             row["deployment_to_last_scheduled_s"] = sched.received - dep.received
-            row["last_scheduled_to_last_gate_open_s"] = gate.received - sched.received
-            row["last_gate_open_to_ready_endpoints_s"] = end - gate.received
+        row["last_scheduled_to_ready_endpoints_s"] = end - sched.received
         rows.setdefault(arm, []).append({k: round(v, 4) for k, v in row.items()})
     return {arm: _collect(r) for arm, r in rows.items()}

@@ -2,10 +2,10 @@
 
 kwok (built by hack/build-kwok.sh) runs as a host process against the cluster's apiserver and manages
 only the nodes this run creates (annotation selector), never the real node. Fake pods have no network,
-so the roles have no auto-start checks (the operator opens the gate without probing anything) and a
-digest image (no resolver pod). The roles are created while the operator is stopped; then it is
-started and the clock runs until every role is Available. The operator's writes are counted from the
-apiserver's audit log (its user agents, in this run's namespace), its peak RSS is VmHWM.
+so the roles have no auto-start checks (kwok reports the pods Ready) and a digest image (no resolver
+pod). The roles are created while the operator is stopped; then it is started and the clock runs until
+every role is Available. The operator's writes are counted from the apiserver's audit log (its user
+agents, in this run's namespace), its peak RSS is VmHWM.
 Then it is restarted with nothing changed: time to settle and writes (the goal is 0).
 Optionally the floor: the same number of plain 1-replica Deployments created at once, until all are
 available (what the cluster itself takes to run that many Deployments on these fake nodes).
@@ -360,9 +360,7 @@ def run_floor(kube: Kube, run: str, kwok: Kwok, n: int, image: str, timeout: flo
                     "metadata": {"name": f"d{i:05d}"},
                 }
             )
-            dep = build_deployment(role, image, 1)
-            del dep["spec"]["template"]["spec"]["readinessGates"]
-            bodies.append(dep)
+            bodies.append(build_deployment(role, image, 1))
         pids = control_plane_pids()
         with (
             AvailabilityWatch(kube, namespace, "deployments") as watcher,

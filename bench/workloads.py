@@ -1,8 +1,8 @@
 """The benchmark's VMRole and its plain equivalent (Deployment + Service), built from the same pod spec.
 
 The floor's pod template comes from the operator's own builder, so image, command, security context,
-ephemeral disk, ports and readiness probe are identical; the readiness gate (the operator's auto-start),
-the preStop drain hook (with the grace period it adds) and the labels are what a plain Deployment lacks.
+ephemeral disk, ports and readiness probes (the auto-start checks) are identical; the preStop drain
+hook (with the grace period it adds) and the labels are what a plain Deployment lacks.
 """
 
 from __future__ import annotations
@@ -64,7 +64,6 @@ def floor_objects(role: dict[str, Any], name: str, image: str) -> tuple[dict[str
     deployment["spec"]["selector"] = {"matchLabels": dict(labels)}
     template = deployment["spec"]["template"]
     template["metadata"] = {"labels": dict(labels)}
-    del template["spec"]["readinessGates"]  # nobody would open it: the kubelet's probe alone decides
     for container in template["spec"]["containers"]:
         # The plain baseline has no drain: no preStop hook (the operator's instances sleep in one).
         container.pop("lifecycle", None)

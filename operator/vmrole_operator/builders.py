@@ -13,6 +13,12 @@ from typing import Any, cast
 import kopf
 
 from vmrole_operator import constants as c
+from vmrole_operator.auto_start import (
+    PROBE_PERIOD_SECONDS,
+    PROBE_TIMEOUT_SECONDS,
+    RESTART_GUARD_SECONDS,
+    auto_start_plan,
+)
 from vmrole_operator.models import AutoStartCheck, Endpoint, VMRole
 
 
@@ -22,8 +28,14 @@ def _role_labels(role: VMRole) -> dict[str, str]:
 
 
 def _selector(role: VMRole) -> dict[str, str]:
-    """What Services and policies select: every instance, including one leaving for a reimage."""
+    """What the internal Service and the policy select: every instance, in rotation or not."""
     return {c.ROLE_LABEL: role.name}
+
+
+def _rotation_selector(role: VMRole) -> dict[str, str]:
+    """What the input Service selects: instances the operator has not taken out of rotation. Among
+    those, the EndpointSlice controller lists as ready only pods the kubelet reports Ready."""
+    return {c.ROLE_LABEL: role.name, c.IN_ROTATION_LABEL: "true"}
 
 
 def _pool_selector(role: VMRole) -> dict[str, str]:
@@ -99,20 +111,35 @@ def _probe_action(check: AutoStartCheck) -> dict[str, Any]:
     return {"httpGet": {"port": http.port, "path": http.path, "scheme": http.scheme}}
 
 
-def _readiness_probe(role: VMRole) -> dict[str, Any] | None:
-    """Ongoing health from the first auto-start check.
+def check_container_name(check: AutoStartCheck) -> str:
+    return f"{c.CHECK_CONTAINER_PREFIX}{check.name}"
 
-    Entering rotation is decided by the operator through the readiness gate (all checks); this
-    probe only takes an instance out of rotation quickly when its main service stops answering.
-    No liveness probe: restarting an instance is a user or healing decision, not the kubelet's.
-    """
-    if not role.spec.autoStart:
-        return None
+
+def _readiness_probe(check: AutoStartCheck, initial_delay: int) -> dict[str, Any]:
+    """No liveness probe anywhere: restarting an instance is a user or healing decision."""
+    probe = {
+        **_probe_action(check),
+        "periodSeconds": PROBE_PERIOD_SECONDS,
+        "timeoutSeconds": PROBE_TIMEOUT_SECONDS,
+        "failureThreshold": 1,
+        "successThreshold": 1,
+    }
+    if initial_delay:
+        probe["initialDelaySeconds"] = initial_delay
+    return probe
+
+
+def _check_container(check: AutoStartCheck, check_image: str) -> dict[str, Any]:
+    """A container that only carries the readiness probe of `check` (probes target the pod IP, so it
+    reaches the main container's port). Pod Ready needs every container ready."""
+    tiny = {"cpu": "10m", "memory": "16Mi"}  # limits too: quotas that demand them check every container
     return {
-        **_probe_action(role.spec.autoStart[0]),
-        "periodSeconds": 2,
-        "failureThreshold": 2,
-        "timeoutSeconds": 1,
+        "name": check_container_name(check),
+        "image": check_image,
+        "imagePullPolicy": "IfNotPresent",
+        "securityContext": _container_security_context(),
+        "resources": {"requests": {"cpu": "1m", "memory": "4Mi"}, "limits": tiny},
+        "readinessProbe": _readiness_probe(check, initial_delay=0),
     }
 
 
@@ -184,9 +211,10 @@ def _main_container(role: VMRole, image: str) -> dict[str, Any]:
     mounts = _ephemeral_mounts(role)
     if mounts:
         container["volumeMounts"] = mounts
-    probe = _readiness_probe(role)
-    if probe is not None:
-        container["readinessProbe"] = probe
+    main_check, extra_checks = auto_start_plan(spec.autoStart)
+    if main_check is not None:
+        delay = RESTART_GUARD_SECONDS if extra_checks else 0
+        container["readinessProbe"] = _readiness_probe(main_check, initial_delay=delay)
     if spec.upgrade.drainSeconds > 0:
         # Run by the kubelet itself (no shell in the image): the endpoint is already not ready while
         # the instance sleeps, so in-flight requests finish before SIGTERM, whoever deleted the pod.
@@ -195,16 +223,21 @@ def _main_container(role: VMRole, image: str) -> dict[str, Any]:
 
 
 def build_deployment(
-    role: VMRole, image: str, replicas: int, reimage_round: str | None = None
+    role: VMRole,
+    image: str,
+    replicas: int,
+    reimage_round: str | None = None,
+    check_image: str = c.DEFAULT_CHECK_IMAGE,
 ) -> dict[str, Any]:
     """The Deployment whose pods are the role's instances (never a StatefulSet: no stable storage).
 
     `reimage_round` is the token of the current reimage-all round: a new value in the pod template
     makes the Deployment replace every instance once, bounded by maxUnavailable/maxSurge.
+    `check_image` runs the containers that carry the auto-start checks beyond the first.
     """
     spec = role.spec
     name = role.name
-    pod_labels = _pool_selector(role)
+    pod_labels = {**_pool_selector(role), c.IN_ROTATION_LABEL: "true"}
     if spec.endpoints.peerGroup is not None:
         pod_labels[c.PEER_GROUP_LABEL] = spec.endpoints.peerGroup
 
@@ -217,14 +250,18 @@ def build_deployment(
     if answer_volume is not None:
         volumes.append(answer_volume)
 
+    _, extra_checks = auto_start_plan(spec.autoStart)
     pod_spec: dict[str, Any] = {
-        # The operator opens this gate only when setup finished and every auto-start check passed.
-        "readinessGates": [{"conditionType": c.AUTO_START_CONDITION}],
         "enableServiceLinks": False,
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": 30 + spec.upgrade.drainSeconds,
         "securityContext": _pod_security_context(role),
-        "containers": [_main_container(role, image)],
+        # Regular containers, not native sidecars: those start one after another before the main
+        # container, which delays every (re)image.
+        "containers": [
+            _main_container(role, image),
+            *(_check_container(check, check_image) for check in extra_checks),
+        ],
     }
     setup = _setup_container(role, image)
     if setup is not None:
@@ -280,7 +317,7 @@ def build_input_service(role: VMRole) -> dict[str, Any] | None:
         "metadata": {"name": role.name, "labels": _role_labels(role)},
         "spec": {
             "type": endpoints.serviceType,
-            "selector": _selector(role),
+            "selector": _rotation_selector(role),
             "ports": _service_ports(endpoints.input),
         },
     }
@@ -311,12 +348,12 @@ def _policy_ports(ports: Sequence[tuple[int, str]]) -> list[dict[str, Any]]:
     return [{"port": port, "protocol": protocol} for port, protocol in sorted(set(ports))]
 
 
-def build_network_policy(role: VMRole, operator_namespace: str) -> dict[str, Any] | None:
+def build_network_policy(role: VMRole) -> dict[str, Any] | None:
     """NetworkPolicy `<name>`: internal endpoints only for the role's peers.
 
     Selecting the pods with an Ingress policy denies every port not listed, so each port the
-    instance must serve gets a rule here. Traffic from the node (kubelet probes) is allowed by
-    network plugins regardless of policies.
+    instance must serve gets a rule here. The auto-start checks are kubelet probes from the node,
+    which network plugins allow regardless of policies.
     """
     endpoints = role.spec.endpoints
     if not endpoints.internal:
@@ -334,20 +371,6 @@ def build_network_policy(role: VMRole, operator_namespace: str) -> dict[str, Any
             {
                 # Input endpoints are the public face of the role: open to every source.
                 "ports": _policy_ports([(e.effective_target_port, e.protocol) for e in endpoints.input]),
-            }
-        )
-    if role.spec.autoStart:
-        rules.append(
-            {
-                # The operator runs the auto-start checks itself before opening the readiness gate;
-                # without this rule a check on an internal-only port could never pass.
-                "from": [
-                    {
-                        "namespaceSelector": {"matchLabels": {c.NAMESPACE_NAME_LABEL: operator_namespace}},
-                        "podSelector": {"matchLabels": {c.OPERATOR_APP_LABEL: c.OPERATOR_APP}},
-                    }
-                ],
-                "ports": _policy_ports([(check.port, "TCP") for check in role.spec.autoStart]),
             }
         )
     return {
@@ -380,8 +403,8 @@ def build_children(
     role: VMRole,
     image: str,
     replicas: int,
-    operator_namespace: str,
     reimage_round: str | None = None,
+    check_image: str = c.DEFAULT_CHECK_IMAGE,
 ) -> list[dict[str, Any]]:
     """Every child object of the role, labelled, namespaced and owned by the VMRole `owner`.
 
@@ -389,10 +412,10 @@ def build_children(
     """
     candidates = [
         build_answer_file_configmap(role),
-        build_deployment(role, image, replicas, reimage_round),
+        build_deployment(role, image, replicas, reimage_round, check_image),
         build_input_service(role),
         build_internal_service(role),
-        build_network_policy(role, operator_namespace),
+        build_network_policy(role),
     ]
     children = [child for child in candidates if child is not None]
     for child in children:

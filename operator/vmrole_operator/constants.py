@@ -33,8 +33,18 @@ REIMAGE_ANNOTATION: Final = "vmrole.dev/reimage"
 REBOOT_ANNOTATION: Final = "vmrole.dev/reboot"
 BUSY_ANNOTATION: Final = "vmrole.dev/busy"
 
-# The pod readiness gate the operator opens once every auto-start check passed.
-AUTO_START_CONDITION: Final = "vmrole.dev/auto-start-complete"
+# The role's input Service selects instances carrying IN_ROTATION_LABEL=true. The pod template sets
+# it, so a new instance enters rotation on its kubelet readiness alone, operator or not; the operator
+# sets it to "false" to take a ready instance out (busy, and the drain before a reimage or reboot).
+IN_ROTATION_LABEL: Final = "vmrole.dev/in-rotation"
+ROTATION_CHANGED_ANNOTATION: Final = "vmrole.dev/rotation-changed"  # when the operator last flipped it
+
+# Each auto-start check beyond the first is the readiness probe of one more container of the pod,
+# named CHECK_CONTAINER_PREFIX + check name, running an image every node already has.
+CHECK_CONTAINER_PREFIX: Final = "check-"
+MAX_CHECK_NAME_LENGTH: Final = 63 - len(CHECK_CONTAINER_PREFIX)
+DEFAULT_CHECK_IMAGE: Final = "registry.k8s.io/pause:3.10"  # the sandbox image: on every node
+CHECK_IMAGE_ENV: Final = "VMROLE_CHECK_IMAGE"
 
 # Names inside the pod.
 MAIN_CONTAINER: Final = "role"
@@ -80,6 +90,7 @@ IN_POOL_LABEL: Final = "vmrole.dev/in-pool"
 REBOOT_DONE_ANNOTATION: Final = "vmrole.dev/reboot-done"  # the reboot token already acted on
 REBOOT_RESTARTS_ANNOTATION: Final = "vmrole.dev/reboot-restarts"  # restartCount before that reboot
 REIMAGE_ROUND_ANNOTATION: Final = "vmrole.dev/reimage-round"  # pod template: the reimage-all token
+REIMAGE_STARTED_ANNOTATION: Final = "vmrole.dev/reimage-started"  # when the surge wait began
 # The tag added to (or removed from) a digest reference to make the kubelet restart a container
 # with the very same image: containerd resolves `repo:tag@digest` by the digest alone.
 REBOOT_IMAGE_TAG: Final = "vmrole-reboot"

@@ -1,15 +1,15 @@
-"""kopf wiring: which events reach which part. Handlers stay thin; the work is in reconciler/auto_start.
+"""kopf wiring: which events reach which part. Handlers stay thin; the work is in the reconciler and
+the instance operations.
 
 Handlers run in the event loop and only route: role work goes through `RoleWorkers` (one run per
-role at a time, in a thread, since the official client blocks), instance requests and gates to
-their own asyncio tasks. kopf indexes keep what the reconciler would otherwise GET and LIST.
+role at a time, in a thread, since the official client blocks), instance requests to their own
+asyncio tasks. kopf indexes keep what the reconciler would otherwise GET and LIST.
 No handler here needs a finalizer: children go with their owner through garbage collection, and
 deleting a VMRole or a pod never waits for the operator.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import logging
 import os
@@ -21,7 +21,6 @@ from kubernetes import client, config
 
 from . import constants as c
 from . import metrics
-from .auto_start import AutoStartGate, GateWriter
 from .instance_operations import InstanceOperations
 from .instance_requests import request_problems
 from .kube_api import KubeApi
@@ -62,41 +61,18 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
     settings.execution.max_workers = WORKER_THREADS
-    memo.operator_namespace = os.environ.get("VMROLE_OPERATOR_NAMESPACE", c.OPERATOR_NAMESPACE_DEFAULT)
     kube = _kube_api()
-    memo.reconciler = RoleReconciler(kube, memo.operator_namespace, post_event)
+    check_image = os.environ.get(c.CHECK_IMAGE_ENV) or c.DEFAULT_CHECK_IMAGE
+    memo.reconciler = RoleReconciler(kube, check_image, post_event)
     memo.indexed = IndexedObjects()
     memo.workers = RoleWorkers(memo.reconciler.run, memo.indexed.snapshot, WORKER_THREADS)
-    write_gate = _gate_writer(memo.reconciler)
-    memo.gate = AutoStartGate(write_gate, _deadline_reporter(memo))
-    memo.operations = InstanceOperations(kube, post_event, write_gate)
+    memo.operations = InstanceOperations(kube, post_event)
 
 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
-    await memo.gate.close()
     await memo.operations.close()
     await memo.workers.close()
-
-
-def _gate_writer(reconciler: RoleReconciler) -> GateWriter:
-    async def write(
-        namespace: str, name: str, is_open: bool, reason: str, message: str, as_of: datetime.datetime
-    ) -> None:
-        await asyncio.to_thread(
-            reconciler.write_auto_start_gate, namespace, name, is_open, reason, message, as_of
-        )
-
-    return write
-
-
-def _deadline_reporter(memo: kopf.Memo) -> Any:
-    async def report(namespace: str, name: str) -> None:
-        role = await asyncio.to_thread(memo.reconciler.report_auto_start_deadline, namespace, name)
-        if role is not None:
-            memo.workers.request(namespace, role, Work.STATUS)
-
-    return report
 
 
 # ---- indexes: what the reconciler reads instead of GET/LIST calls (see observed.py) -------------
@@ -219,7 +195,6 @@ async def role_deleted(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwa
     if type == "DELETED":
         namespace, name = str(body.metadata.namespace), str(body.metadata.name)
         metrics.forget_role(namespace, name)
-        memo.reconciler.forget_role(namespace, name)
         _workers(memo, kwargs).forget(namespace, name)
 
 
@@ -238,9 +213,7 @@ async def child_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None
 
 @kopf.on.event("", "v1", "pods", labels={c.ROLE_LABEL: kopf.PRESENT})
 async def instance_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
-    namespace, name = str(body.metadata.namespace), str(body.metadata.name)
-    if type == "DELETED":
-        memo.gate.forget(namespace, name)
+    namespace = str(body.metadata.namespace)
     owner = _owning_role(body, via_replica_set=True)
     if owner is None:
         _refuse_requests_on_non_instance(body)
@@ -249,13 +222,8 @@ async def instance_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, *
     for problem in request_problems(pod, pod=True):
         post_event(pod, "Warning", "InvalidRequest", f"{problem}; nothing done")
     if type != "DELETED":
-        # Requests and the gate act first: the status write below may wait behind other work.
+        # Requests act first: the status write below may wait behind other work.
         memo.operations.observe(pod)
-        role = memo.reconciler.known_role(namespace, owner)
-        if role is None:
-            role = await asyncio.to_thread(memo.reconciler.read_role, namespace, owner)
-        if role is not None:
-            memo.gate.observe(pod, role.spec.autoStart, role.spec.autoStartTimeoutSeconds)
     _workers(memo, kwargs).request(namespace, owner, Work.STATUS)
 
 

@@ -8,8 +8,11 @@ container.
 
 Reimage, surge first: the victim leaves the Deployment's pool (IN_POOL_LABEL removed) so the
 ReplicaSet starts its replacement at once while the victim still serves; once the replacement is in
-rotation (or a deadline passes, when the cluster has no room), the victim's gate closes, its
-endpoint drains from every EndpointSlice, and it is deleted.
+rotation (or a deadline passes, when the cluster has no room), the victim leaves rotation
+(IN_ROTATION_LABEL), its endpoint drains from the input Service's EndpointSlices, and it is deleted.
+
+Busy: IN_ROTATION_LABEL follows the busy annotation, unless a reimage or reboot holds it. The label's
+value says who took the instance out ("busy", "reimage", "reboot"); only "true" is selected.
 """
 
 from __future__ import annotations
@@ -24,9 +27,14 @@ from kubernetes.client.exceptions import ApiException
 
 from . import constants as c
 from . import metrics
-from .auto_start import GateWriter
-from .instance_requests import main_restart_count, pending_reboot, pending_reimage, rebooted_image
-from .instance_state import auto_start_gate, format_time, parse_time
+from .instance_requests import (
+    main_restart_count,
+    pending_reboot,
+    pending_reimage,
+    rebooted_image,
+    rotation_wanted,
+)
+from .instance_state import format_time, in_rotation, parse_time
 from .kube_api import ENDPOINT_SLICES, MERGE_PATCH, PODS, VMROLES, KubeApi
 from .models import VMRole, parse_role
 
@@ -35,7 +43,11 @@ logger = logging.getLogger(__name__)
 POLL_S = 0.25
 DRAIN_TIMEOUT_S = 30.0
 MAX_SURGE_WAIT_S = 300.0
-REIMAGE_STARTED_ANNOTATION = "vmrole.dev/reimage-started"
+REIMAGE_STARTED_ANNOTATION = c.REIMAGE_STARTED_ANNOTATION
+IN_ROTATION = "true"
+OUT_FOR_BUSY = "busy"
+OUT_FOR_REIMAGE = "reimage"
+OUT_FOR_REBOOT = "reboot"
 
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 
@@ -44,24 +56,28 @@ def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _pod_ready(pod: Mapping[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(x.get("type") == "Ready" and x.get("status") == "True" for x in conditions)
+def _rotation_out_of_step(pod: Mapping[str, Any]) -> bool:
+    """The rotation label disagrees with what the instance's requests want."""
+    wanted = rotation_wanted(pod)
+    if wanted is None:
+        return False
+    label = (pod["metadata"].get("labels") or {}).get(c.IN_ROTATION_LABEL)
+    return (label == IN_ROTATION) != wanted
 
 
 class InstanceOperations:
-    def __init__(self, kube: KubeApi, post_event: EventPoster, write_gate: GateWriter) -> None:
+    def __init__(self, kube: KubeApi, post_event: EventPoster) -> None:
         self.kube = kube
         self.post_event = post_event
-        self.write_gate = write_gate
         self._tasks: dict[tuple[str, str, str], asyncio.Task[None]] = {}
 
     def observe(self, pod: Mapping[str, Any]) -> None:
         """Starts the task a pod's pending request needs, unless one already runs for it."""
         meta = pod["metadata"]
-        operations: tuple[tuple[Literal["reimage", "reboot"], Any, Any], ...] = (
+        operations: tuple[tuple[Literal["reimage", "reboot", "rotation"], Any, Any], ...] = (
             ("reimage", pending_reimage, self._reimage_steps),
             ("reboot", pending_reboot, self._reboot_steps),
+            ("rotation", _rotation_out_of_step, self._rotation_steps),
         )
         for verb, pending, run in operations:
             key = (meta["namespace"], meta["name"], verb)
@@ -83,7 +99,7 @@ class InstanceOperations:
 
     @staticmethod
     async def _guarded(
-        verb: Literal["reimage", "reboot"],
+        verb: Literal["reimage", "reboot", "rotation"],
         steps: Callable[[str, str, str], Awaitable[None]],
         namespace: str,
         name: str,
@@ -152,11 +168,41 @@ class InstanceOperations:
             await asyncio.sleep(POLL_S)
         return False
 
-    async def _close_gate(self, pod: Mapping[str, Any], reason: str, message: str) -> None:
-        gate, _ = auto_start_gate(pod)
-        if gate is not False:
-            meta = pod["metadata"]
-            await self.write_gate(meta["namespace"], meta["name"], False, reason, message, _utcnow())
+    async def _label_rotation(self, pod: Mapping[str, Any], value: str) -> None:
+        meta = pod["metadata"]
+        if (meta.get("labels") or {}).get(c.IN_ROTATION_LABEL) == value:
+            return
+        # A merge patch carrying the uid fails on any other incarnation of the name.
+        patch = {
+            "metadata": {
+                "uid": meta["uid"],
+                "labels": {c.IN_ROTATION_LABEL: value},
+                "annotations": {c.ROTATION_CHANGED_ANNOTATION: format_time(_utcnow())},
+            }
+        }
+        await self._call(
+            self.kube.patch, PODS, meta["namespace"], meta["name"], patch, content_type=MERGE_PATCH
+        )
+
+    # ---- busy, and back in rotation after a reboot ----------------------------------------------
+
+    async def _rotation_steps(self, namespace: str, name: str, uid: str) -> None:
+        pod = await self._read_pod(namespace, name, uid)
+        if pod is None or not _rotation_out_of_step(pod):
+            return
+        wanted = rotation_wanted(pod)
+        previous = (pod["metadata"].get("labels") or {}).get(c.IN_ROTATION_LABEL)
+        try:
+            await self._label_rotation(pod, IN_ROTATION if wanted else OUT_FOR_BUSY)
+        except ApiException as e:
+            if e.status in (404, 409):
+                return
+            raise
+        metrics.count_action("rotation", "succeeded")
+        if not wanted:
+            self.post_event(pod, "Normal", "InstanceBusy", f"{c.BUSY_ANNOTATION}=true: out of rotation")
+        elif previous == OUT_FOR_BUSY:
+            self.post_event(pod, "Normal", "InstanceNotBusy", "busy cleared: back in rotation")
 
     # ---- reimage ----------------------------------------------------------------------------------
 
@@ -205,7 +251,7 @@ class InstanceOperations:
         )
 
         # Surge first: while the victim serves, wait for the pool to be whole again without it.
-        while _pod_ready(pod) and _utcnow() < surge_deadline:
+        while in_rotation(pod) and _utcnow() < surge_deadline:
             if await self._pool_ready(namespace, role):
                 break
             await asyncio.sleep(POLL_S)
@@ -214,7 +260,12 @@ class InstanceOperations:
                 return
             pod = refreshed
 
-        await self._close_gate(pod, "Reimaging", f"reimage {token}: out of rotation before deletion")
+        try:
+            await self._label_rotation(pod, OUT_FOR_REIMAGE)
+        except ApiException as e:
+            if e.status in (404, 409):
+                return
+            raise
         if not await self._wait_drained(namespace, role.name, pod):
             self.post_event(
                 pod,
@@ -269,8 +320,7 @@ class InstanceOperations:
         pods = await self._call(
             self.kube.list, PODS, namespace, f"{c.ROLE_LABEL}={role.name},{c.IN_POOL_LABEL}=true"
         )
-        ready = sum(1 for pod in pods if not pod["metadata"].get("deletionTimestamp") and _pod_ready(pod))
-        return ready >= role.spec.instances
+        return sum(1 for pod in pods if in_rotation(pod)) >= role.spec.instances
 
     # ---- reboot -----------------------------------------------------------------------------------
 
@@ -289,7 +339,12 @@ class InstanceOperations:
                 pod, "Warning", "RebootRefused", f"reboot {token}: the instance has no pinned image"
             )
             return
-        await self._close_gate(pod, "Rebooting", f"reboot {token}: out of rotation before the restart")
+        try:
+            await self._label_rotation(pod, OUT_FOR_REBOOT)
+        except ApiException as e:
+            if e.status in (404, 409):
+                return
+            raise
         if not await self._wait_drained(namespace, role.name, pod):
             self.post_event(
                 pod,
@@ -299,7 +354,9 @@ class InstanceOperations:
             )
         # The kubelet restarts a container whose image reference changed; this one names the same
         # digest, so the same golden image, pod, IP and ephemeral disk come back and setup does not
-        # re-run. The token and the restart count go in the same patch: exactly once.
+        # re-run. The token and the restart count go in the same patch: exactly once. The instance
+        # goes back into rotation once the kubelet has restarted it (`rotation_wanted`), and its
+        # checks then hold it out until they pass again.
         patch = {
             "metadata": {
                 "uid": uid,

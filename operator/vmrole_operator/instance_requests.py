@@ -83,17 +83,12 @@ def is_busy(pod: Mapping[str, Any]) -> bool:
     return _annotations(pod).get(c.BUSY_ANNOTATION) == "true"
 
 
-def holds_out_of_rotation(pod: Mapping[str, Any]) -> str | None:
-    """Why the instance must stay out of rotation whatever its checks say, or None."""
-    if is_terminating(pod):
-        return "Terminating"
-    if pending_reimage(pod):
-        return "Reimaging"
-    if pending_reboot(pod) or reboot_in_flight(pod):
-        return "Rebooting"
-    if is_busy(pod):
-        return "Busy"
-    return None
+def rotation_wanted(pod: Mapping[str, Any]) -> bool | None:
+    """Whether the instance's IN_ROTATION_LABEL should say true; None while a reimage or reboot
+    in progress decides it (each takes the instance out for its drain)."""
+    if is_terminating(pod) or pending_reimage(pod) or pending_reboot(pod) or reboot_in_flight(pod):
+        return None
+    return not is_busy(pod)
 
 
 def rebooted_image(image: str) -> str:

@@ -9,11 +9,11 @@ and to stamp a condition whose status changes.
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from vmrole_operator import constants as c
+from vmrole_operator.auto_start import auto_start_plan
 from vmrole_operator.instance_requests import (
-    holds_out_of_rotation,
     is_busy,
     pending_reboot,
     pending_reimage,
@@ -43,6 +43,7 @@ FAILING_STATES = frozenset(
 
 # Main-container waiting reasons that will not go away by waiting: the pod spec cannot run.
 _CONFIG_ERRORS = frozenset({"CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
+_IMAGE_ERRORS = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"})
 _MAX_NAMED_IN_MESSAGE = 10
 
 
@@ -135,14 +136,6 @@ def _pod_ready(pod: Mapping[str, Any]) -> bool:
     return ready is not None and ready.get("status") == "True"
 
 
-def auto_start_gate(pod: Mapping[str, Any]) -> tuple[bool | None, datetime | None]:
-    """The auto-start readiness gate: (True/False, or None when absent; its lastTransitionTime)."""
-    condition = _condition(pod, c.AUTO_START_CONDITION)
-    if condition is None:
-        return None, None
-    return condition.get("status") == "True", parse_time(condition.get("lastTransitionTime"))
-
-
 def main_container_started_at(pod: Mapping[str, Any]) -> datetime | None:
     """When the main container's current run started (None unless it is running)."""
     running = _state(_container_status(pod, c.MAIN_CONTAINER), "running")
@@ -157,35 +150,80 @@ def setup_finished(pod: Mapping[str, Any]) -> bool:
     return _exit_code(terminated) == 0
 
 
-def gate_is_stale(pod: Mapping[str, Any]) -> bool:
-    """True when the gate is open but the run that earned it is over.
+def taken_out_of_rotation(pod: Mapping[str, Any]) -> bool:
+    """The operator took the instance out (busy, or the drain before a reimage or reboot): the label
+    names why; an instance without the label (made before it existed) counts as in."""
+    label = _map(_metadata(pod).get("labels")).get(c.IN_ROTATION_LABEL)
+    return label is not None and label != "true"
 
-    That is: the main container's current run started after the gate opened (it restarted after
-    the instance entered rotation), or it is not running at all. Closing the gate as soon as the
-    container stops, not only once it runs again, keeps the first readiness-probe success of the
-    new run from putting the instance back into rotation before every check passed again.
+
+def in_rotation(pod: Mapping[str, Any]) -> bool:
+    """A ready endpoint of the input Service: kubelet-Ready, selected, and not terminating."""
+    labels = _map(_metadata(pod).get("labels"))
+    return (
+        _pod_ready(pod)
+        and labels.get(c.IN_ROTATION_LABEL) == "true"
+        and not _metadata(pod).get("deletionTimestamp")
+    )
+
+
+def _ready_in_current_run(pod: Mapping[str, Any], started_at: datetime) -> bool:
+    """True when the pod was Ready at some moment of the main container's current run and is not now.
+
+    The kubelet turns Ready False when a run ends, at about the time the next run starts; a later
+    transition (timestamps are whole seconds, hence the margin) can only be a run that passed its
+    checks and then failed one.
     """
-    gate, opened_at = auto_start_gate(pod)
-    if gate is not True:
+    ready = _condition(pod, "Ready")
+    if ready is None or ready.get("status") == "True":
         return False
+    changed = parse_time(ready.get("lastTransitionTime"))
+    return changed is not None and changed > started_at + timedelta(seconds=1)
+
+
+def _failing_checks(pod: Mapping[str, Any], main_check: str | None) -> list[str]:
+    """Names of the auto-start checks whose container the kubelet does not report ready."""
+    failing = []
+    for status in _list(_pod_status(pod).get("containerStatuses")):
+        name = str(_map(status).get("name", ""))
+        if _map(status).get("ready"):
+            continue
+        if name == c.MAIN_CONTAINER and main_check is not None:
+            failing.append(main_check)
+        elif name.startswith(c.CHECK_CONTAINER_PREFIX):
+            failing.append(name.removeprefix(c.CHECK_CONTAINER_PREFIX))
+    return failing
+
+
+def _broken_check_container(pod: Mapping[str, Any]) -> str | None:
+    """Why a check container cannot run (its image missing, say), or None."""
+    for status in _list(_pod_status(pod).get("containerStatuses")):
+        name = str(_map(status).get("name", ""))
+        waiting = _state(_map(status), "waiting")
+        broken = waiting is not None and waiting.get("reason") in _CONFIG_ERRORS | _IMAGE_ERRORS
+        if name.startswith(c.CHECK_CONTAINER_PREFIX) and waiting is not None and broken:
+            return f"check container {name}: {_waiting_text(waiting)}"
+    return None
+
+
+def auto_start_deadline(pod: Mapping[str, Any], timeout_s: int) -> datetime | None:
+    """When a starting instance turns FailedStartingRole unless its checks pass first; None when it
+    is not waiting for its checks (not running yet, ready, or ready once in this run)."""
     started_at = main_container_started_at(pod)
-    if started_at is None:
-        return True
-    return opened_at is not None and started_at > opened_at
+    if started_at is None or _pod_ready(pod) or _ready_in_current_run(pod, started_at):
+        return None
+    return started_at + timedelta(seconds=timeout_s)
 
 
-def gate_action(pod: Mapping[str, Any]) -> Literal["probe", "close", "none"]:
-    """What the operator should do with the pod's auto-start gate now."""
-    gate, _ = auto_start_gate(pod)
-    held = holds_out_of_rotation(pod)
-    if gate is True:
-        # A reimage or reboot closes the gate itself, when its drain starts (a reimage only once the
-        # replacement serves); busy, terminating and a restarted container close it at once.
-        leaves_now = held in ("Busy", "Terminating") or gate_is_stale(pod)
-        return "close" if leaves_now else "none"
-    if setup_finished(pod) and main_container_started_at(pod) is not None and not held:
-        return "probe"
-    return "none"
+def seconds_to_next_deadline(role: VMRole, pods: Sequence[Mapping[str, Any]], now: datetime) -> float | None:
+    """Seconds until the next starting instance of `role` misses its auto-start deadline (then its
+    state changes with no pod event to announce it), or None when none is waiting."""
+    timeout_s = role.spec.autoStartTimeoutSeconds
+    deadlines = [d for d in (auto_start_deadline(p, timeout_s) for p in pods) if d is not None and d >= now]
+    if not deadlines:
+        return None
+    # Whole-second timestamps: one more second makes sure `now > deadline` holds when it runs.
+    return (min(deadlines) - now).total_seconds() + 1.0
 
 
 # --- instance state ---
@@ -283,9 +321,11 @@ def _setup_state(pod: Mapping[str, Any]) -> tuple[InstanceState, datetime | None
 
 
 def instance_state(
-    pod: Mapping[str, Any], now: datetime, auto_start_timeout_s: int
+    pod: Mapping[str, Any], now: datetime, auto_start_timeout_s: int, main_check: str | None = None
 ) -> tuple[InstanceState, datetime | None, str]:
-    """The instance's state, since when it is in it (from pod timestamps only), and why."""
+    """The instance's state, since when it is in it (from pod timestamps only), and why.
+
+    `main_check` names the auto-start check probed on the main container, for messages."""
     stopping = _stopping(pod)
     if stopping is not None:
         return stopping
@@ -314,43 +354,43 @@ def instance_state(
     if waiting is not None and waiting.get("reason") in _CONFIG_ERRORS:
         return InstanceState.FAILED_STARTING_ROLE, _created_at(pod), _waiting_text(waiting)
 
-    gate, gate_time = auto_start_gate(pod)
     started_at = parse_time(running.get("startedAt")) if running is not None else None
-    if is_busy(pod):
-        since = gate_time if gate is False and gate_time is not None else started_at or _created_at(pod)
-        return InstanceState.BUSY_ROLE, since, "busy (vmrole.dev/busy=true): out of rotation"
+    if is_busy(pod) or taken_out_of_rotation(pod):
+        label = _map(_metadata(pod).get("labels")).get(c.IN_ROTATION_LABEL)
+        why = "busy (vmrole.dev/busy=true)" if is_busy(pod) else f"{c.IN_ROTATION_LABEL}={label}"
+        flipped = parse_time(_map(_metadata(pod).get("annotations")).get(c.ROTATION_CHANGED_ANNOTATION))
+        since = flipped if taken_out_of_rotation(pod) and flipped is not None else started_at
+        return InstanceState.BUSY_ROLE, since or _created_at(pod), f"{why}: out of rotation"
 
     if running is not None:
-        if gate is True and not gate_is_stale(pod):
-            ready = _condition(pod, "Ready")
-            ready_since = parse_time(ready.get("lastTransitionTime")) if ready is not None else gate_time
-            if _pod_ready(pod):
-                return InstanceState.READY_ROLE, ready_since, "in rotation"
-            detail = ready.get("message") if ready is not None else None
-            if gate_time is not None and (ready_since is None or ready_since <= gate_time):
-                # Not Ready at any moment since the gate opened: the kubelet's own readiness probe
-                # has not passed yet. Still starting, not an instance that stopped answering.
-                return InstanceState.STARTING_ROLE, gate_time, "auto-start complete; waiting for the kubelet"
+        ready = _condition(pod, "Ready")
+        ready_since = parse_time(ready.get("lastTransitionTime")) if ready is not None else None
+        if _pod_ready(pod):
+            return InstanceState.READY_ROLE, ready_since, "in rotation"
+        failing = ", ".join(_failing_checks(pod, main_check))
+        if started_at is None:
+            return InstanceState.STARTING_ROLE, _created_at(pod), "waiting for auto-start checks"
+        if _ready_in_current_run(pod, started_at):
             return (
                 InstanceState.UNRESPONSIVE_ROLE,
                 ready_since,
-                "readiness check failing" + (f": {detail}" if detail else ""),
+                "auto-start checks failing" + (f": {failing}" if failing else ""),
             )
-        if started_at is None:
-            return InstanceState.STARTING_ROLE, _created_at(pod), "waiting for auto-start checks"
+        broken = _broken_check_container(pod)
+        if broken is not None:
+            return InstanceState.FAILED_STARTING_ROLE, started_at, broken
         deadline = started_at + timedelta(seconds=auto_start_timeout_s)
         if now > deadline:
             return (
                 InstanceState.FAILED_STARTING_ROLE,
                 deadline,
-                f"auto-start checks did not all pass within {auto_start_timeout_s}s",
+                f"auto-start checks did not all pass within {auto_start_timeout_s}s"
+                + (f": {failing}" if failing else ""),
             )
-        gate_condition = _condition(pod, c.AUTO_START_CONDITION)
-        detail = gate_condition.get("message") if gate_condition is not None and gate is False else None
         return (
             InstanceState.STARTING_ROLE,
             started_at,
-            "waiting for auto-start checks" + (f": {detail}" if detail else ""),
+            "waiting for auto-start checks" + (f": {failing}" if failing else ""),
         )
 
     terminated = _state(main, "terminated")
@@ -407,8 +447,10 @@ def merge_conditions(
     return merged
 
 
-def _instance_entry(pod: Mapping[str, Any], now: datetime, timeout_s: int) -> dict[str, Any]:
-    state, since, message = instance_state(pod, now, timeout_s)
+def _instance_entry(
+    pod: Mapping[str, Any], now: datetime, timeout_s: int, main_check: str | None
+) -> dict[str, Any]:
+    state, since, message = instance_state(pod, now, timeout_s, main_check)
     main = _container_status(pod, c.MAIN_CONTAINER)
     restarts = main.get("restartCount", 0) if main is not None else 0
     entry: dict[str, Any] = {
@@ -515,7 +557,10 @@ def compute_status(
     timeout_s = role.spec.autoStartTimeoutSeconds
 
     ordered = sorted(pods, key=lambda pod: str(_metadata(pod).get("name", "")))
-    instances = [_instance_entry(pod, now, timeout_s) for pod in ordered]
+    main_check, _ = auto_start_plan(role.spec.autoStart)
+    instances = [
+        _instance_entry(pod, now, timeout_s, main_check.name if main_check else None) for pod in ordered
+    ]
     ready = sum(1 for i in instances if i["state"] == InstanceState.READY_ROLE)
     replicas = sum(1 for i in instances if i["state"] != InstanceState.STOPPING_ROLE)
     pinned = pinned_image is not None and spec_image_pinned_from == role.spec.image

@@ -23,7 +23,7 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_se
 
 from .instance_state import InstanceState
 
-Action = Literal["reimage", "reboot", "heal"]
+Action = Literal["reimage", "reboot", "heal", "rotation"]
 ActionResult = Literal["succeeded", "failed", "refused"]
 ReconcileResult = Literal["succeeded", "failed"]
 

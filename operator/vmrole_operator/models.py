@@ -285,9 +285,12 @@ class AutoStartCheck(_Spec):
     )
 
     name: str = Field(
-        description="Name of the check (unique in spec.autoStart), used in status and Events.",
+        description=(
+            "Name of the check (unique in spec.autoStart), used in status and Events; a check after "
+            "the first runs in a container named check-<name>."
+        ),
         pattern=DNS_LABEL_PATTERN,
-        max_length=63,
+        max_length=c.MAX_CHECK_NAME_LENGTH,
     )
     tcpSocket: TCPSocketCheck | None = Field(default=None, description="TCP connect check.")
     httpGet: HTTPGetCheck | None = Field(default=None, description="HTTP GET check.")

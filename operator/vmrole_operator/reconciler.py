@@ -23,7 +23,7 @@ from .builders import build_children, child_differs
 from .healing import heal_token, plan_heals, round_complete, start_round, unrequested_heals
 from .image_resolution import build_resolver_pod, read_resolver_pod, resolver_pod_name
 from .instance_requests import role_reimage_token
-from .instance_state import compute_status, format_time
+from .instance_state import auto_start_deadline, compute_status, format_time, seconds_to_next_deadline
 from .kube_api import APPLY_PATCH, BY_KIND, MERGE_PATCH, PODS, VMROLES, KubeApi, Resource
 from .models import VMRole, parse_role
 from .observed import Observed, trim_child
@@ -68,47 +68,34 @@ class RoleReconciler:
     reimage rounds and heals, which must never be acted on from a stale copy.
     """
 
-    def __init__(self, kube: KubeApi, operator_namespace: str, post_event: EventPoster) -> None:
+    def __init__(self, kube: KubeApi, check_image: str, post_event: EventPoster) -> None:
         self.kube = kube
-        self.operator_namespace = operator_namespace
+        self.check_image = check_image
         self.post_event = post_event
-        self._roles: dict[tuple[str, str], VMRole] = {}
-
-    def known_role(self, namespace: str, name: str) -> VMRole | None:
-        """The role as last read (instance events need its checks without an API call)."""
-        return self._roles.get((namespace, name))
-
-    def forget_role(self, namespace: str, name: str) -> None:
-        self._roles.pop((namespace, name), None)
-
-    def read_role(self, namespace: str, name: str) -> VMRole | None:
-        found = self._read_role(namespace, name)
-        return found[1] if found is not None else None
 
     def _read_role(self, namespace: str, name: str) -> tuple[dict[str, Any], VMRole] | None:
         try:
             body = self.kube.get(VMROLES, namespace, name)
         except ApiException as e:
             if e.status == 404:
-                self.forget_role(namespace, name)
                 return None
             raise
         try:
-            role = parse_role(body)
+            return body, parse_role(body)
         except ValueError:
             return None  # reported as an InvalidSpec Event by the role handler
-        self._roles[(namespace, name)] = role
-        return body, role
 
     # ---- entry point --------------------------------------------------------------------------
 
-    def run(self, namespace: str, name: str, work: Work, observed: Observed) -> None:
+    def run(self, namespace: str, name: str, work: Work, observed: Observed) -> float | None:
         """Converges one role: for RECONCILE its image pin, reimage round and children; always its
-        status. `observed` is what the indexes held when this run started."""
+        status. `observed` is what the indexes held when this run started. Returns in how many
+        seconds the status needs another look though no object may change by then (an auto-start
+        deadline), or None."""
         with metrics.timed_reconcile(namespace, name):
             found = self._read_role(namespace, name)
             if found is None:
-                return
+                return None
             body, role = found
             status = dict(body.get("status") or {})
             pin = current_pin(role, status)
@@ -122,66 +109,7 @@ class RoleReconciler:
                 reimage_round = (status.get("lastReimage") or {}).get("token")
                 deployment = self._ensure_children(body, role, pin, reimage_round, observed)
             self._write_status(body, role, pin, status, observed.pods, deployment)
-
-    def write_auto_start_gate(
-        self, namespace: str, pod: str, is_open: bool, reason: str, message: str, as_of: datetime.datetime
-    ) -> None:
-        """Sets the gate condition unless it already says so (a late, older pod event must not move
-        its transition time). `as_of` is when the justifying checks began: a container started later
-        makes the gate stale, so a restart racing this write is probed again."""
-        try:
-            current = self.kube.get(PODS, namespace, pod)
-        except ApiException as e:
-            if e.status == 404:
-                return
-            raise
-        previous = next(
-            (
-                x
-                for x in (current.get("status") or {}).get("conditions") or []
-                if x.get("type") == c.AUTO_START_CONDITION
-            ),
-            None,
-        )
-        wanted = "True" if is_open else "False"
-        if previous is not None and previous.get("status") == wanted:
-            return
-        condition = {
-            "type": c.AUTO_START_CONDITION,
-            "status": wanted,
-            "reason": reason,
-            "message": message,
-            "lastTransitionTime": as_of.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-        self.kube.patch(
-            PODS,
-            namespace,
-            pod,
-            {"metadata": {"uid": current["metadata"]["uid"]}, "status": {"conditions": [condition]}},
-            subresource="status",
-        )
-        if reason == "Busy":
-            self.post_event(current, "Normal", "InstanceBusy", f"{c.BUSY_ANNOTATION}=true: out of rotation")
-        elif is_open and previous is not None and previous.get("reason") == "Busy":
-            self.post_event(current, "Normal", "InstanceNotBusy", "busy cleared: back in rotation")
-
-    def report_auto_start_deadline(self, namespace: str, pod: str) -> str | None:
-        """Posts the Warning; returns the instance's role (whose status then needs a refresh)."""
-        try:
-            pod_obj = self.kube.get(PODS, namespace, pod)
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise
-        role_name = (pod_obj["metadata"].get("labels") or {}).get(c.ROLE_LABEL)
-        if role_name:
-            self.post_event(
-                pod_obj,
-                "Warning",
-                "AutoStartTimeout",
-                "auto-start did not complete within spec.autoStartTimeoutSeconds",
-            )
-        return str(role_name) if role_name else None
+            return seconds_to_next_deadline(role, observed.pods, utcnow())
 
     # ---- reimage all ------------------------------------------------------------------------------
 
@@ -269,9 +197,7 @@ class RoleReconciler:
         """Applies what drifted, deletes what is no longer asked for; returns the Deployment."""
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         image = pin.image or role.spec.image
-        children = build_children(
-            body, role, image, role.spec.instances, self.operator_namespace, reimage_round
-        )
+        children = build_children(body, role, image, role.spec.instances, reimage_round, self.check_image)
         if pin.image is None:
             # Nothing runs before the golden image is pinned; Services and policy may exist already.
             children = [ch for ch in children if ch["kind"] != "Deployment"]
@@ -362,7 +288,7 @@ class RoleReconciler:
             patch: dict[str, Any] = {k: None for k in previous if k not in status}
             patch.update(status)
             self._patch_status(namespace, name, patch)
-            self._announce_state_changes(body, previous, status)
+            self._announce_state_changes(body, previous, status, pod_dicts, now)
         for record in heals.new:
             metrics.count_action("heal", "succeeded")
             self.post_event(
@@ -417,10 +343,18 @@ class RoleReconciler:
         )
 
     def _announce_state_changes(
-        self, body: Mapping[str, Any], previous: Mapping[str, Any], status: Mapping[str, Any]
+        self,
+        body: Mapping[str, Any],
+        previous: Mapping[str, Any],
+        status: Mapping[str, Any],
+        pods: list[dict[str, Any]],
+        now: datetime.datetime,
     ) -> None:
-        """Warning Events the first time an instance enters a failed state."""
+        """Warning Events the first time an instance enters a failed state; a missed auto-start
+        deadline is told on the pod as well."""
         before = {i["name"]: i["state"] for i in previous.get("instances") or []}
+        by_name = {p["metadata"]["name"]: p for p in pods}
+        timeout_s = int(body["spec"].get("autoStartTimeoutSeconds") or 0)
         for instance in status.get("instances") or []:
             state = instance["state"]
             if state in WARNING_STATES and before.get(instance["name"]) != state:
@@ -431,6 +365,16 @@ class RoleReconciler:
                     reason,
                     f"instance {instance['name']} {what}: {instance.get('message', '')}".rstrip(": "),
                 )
+                pod = by_name.get(instance["name"])
+                deadline = auto_start_deadline(pod, timeout_s) if pod is not None and timeout_s else None
+                if pod is not None and deadline is not None and deadline < now:
+                    self.post_event(
+                        pod,
+                        "Warning",
+                        "AutoStartTimeout",
+                        f"auto-start checks did not all pass within {timeout_s}s "
+                        "(spec.autoStartTimeoutSeconds)",
+                    )
 
 
 WARNING_STATES = {

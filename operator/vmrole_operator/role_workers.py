@@ -35,7 +35,8 @@ class Work(enum.IntEnum):
 
 
 Snapshot = Callable[[str, str], Observed]
-Runner = Callable[[str, str, Work, Observed], None]
+# Returns in how many seconds the role's status needs another look with no event to trigger it.
+Runner = Callable[[str, str, Work, Observed], float | None]
 
 
 def retry_delay(failures: int) -> float:
@@ -52,6 +53,7 @@ class RoleWorkers:
         self._draining: set[RoleKey] = set()
         self._failures: dict[RoleKey, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._rechecks: dict[RoleKey, asyncio.TimerHandle] = {}
 
     def request(self, namespace: str, name: str, work: Work) -> None:
         """Records the work; returns at once. Never raises."""
@@ -73,6 +75,9 @@ class RoleWorkers:
 
     def forget(self, namespace: str, name: str) -> None:
         key = (namespace, name)
+        recheck = self._rechecks.pop(key, None)
+        if recheck is not None:
+            recheck.cancel()
         self._pending.pop(key, None)
         self._failures.pop(key, None)
         lock = self._locks.get(key)
@@ -80,6 +85,8 @@ class RoleWorkers:
             del self._locks[key]
 
     async def close(self) -> None:
+        for recheck in self._rechecks.values():
+            recheck.cancel()
         for task in list(self._tasks):
             task.cancel()
 
@@ -88,7 +95,14 @@ class RoleWorkers:
 
     async def _execute(self, key: RoleKey, work: Work) -> None:
         observed = self._snapshot(*key)  # in the event loop: the indexes are not changing meanwhile
-        await asyncio.to_thread(self._run, key[0], key[1], work, observed)
+        recheck_in = await asyncio.to_thread(self._run, key[0], key[1], work, observed)
+        previous = self._rechecks.pop(key, None)
+        if previous is not None:
+            previous.cancel()
+        if recheck_in is not None:
+            self._rechecks[key] = asyncio.get_running_loop().call_later(
+                recheck_in, self.request, key[0], key[1], Work.STATUS
+            )
 
     async def _drain(self, key: RoleKey) -> None:
         try:

@@ -129,35 +129,59 @@ def test_cluster_ip_from_host_and_pod_to_pod_traffic(kube: Kube, namespace: str)
     assert out == "1"
 
 
-def test_readiness_gate_keeps_endpoint_unready_until_condition_patched(kube: Kube, namespace: str) -> None:
-    gate = "vmrole.dev/e2e-gate"
-    spec = _web_with_disk()
-    spec["readinessGates"] = [{"conditionType": gate}]
-    kube.core.create_namespaced_pod(namespace, _pod("gated", spec, {"app": "gated"}))
-    kube.core.create_namespaced_service(
-        namespace,
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "gated"},
-            "spec": {"selector": {"app": "gated"}, "ports": [{"port": 80, "targetPort": 8080}]},
-        },
-    )
-    kube.wait_for(
-        lambda: (kube.pod(namespace, "gated")["status"].get("containerStatuses") or [{}])[0].get("ready"),
-        90,
-        "container ready",
-    )
-    pod_ip = kube.pod(namespace, "gated")["status"]["podIP"]
-    kube.wait_for(lambda: pod_ip in kube.endpoint_states(namespace, "gated"), 30, "endpoint listed")
-    assert kube.endpoint_states(namespace, "gated")[pod_ip] is False
-    assert not kube.pod_ready(namespace, "gated")
+def _service(name: str, selector: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": selector, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
 
-    kube.core.patch_namespaced_pod_status(
-        "gated", namespace, {"status": {"conditions": [{"type": gate, "status": "True", "reason": "E2E"}]}}
+
+def test_every_containers_readiness_probe_gates_the_endpoint(kube: Kube, namespace: str) -> None:
+    """What auto-start relies on: a second container's probe (against the pod IP) holds the pod out
+    of the Service until it passes, though the main container is ready."""
+    spec = _web_with_disk()
+    spec["containers"][0]["readinessProbe"] = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+    spec["containers"].append(
+        restricted_container(
+            "second-check",
+            command=["sleep", "3600"],
+            readinessProbe={"tcpSocket": {"port": 9090}, "periodSeconds": 1, "failureThreshold": 1},
+        )
     )
-    kube.wait_for(lambda: kube.endpoint_states(namespace, "gated").get(pod_ip), 30, "endpoint ready")
-    assert kube.pod_ready(namespace, "gated")
+    kube.core.create_namespaced_pod(namespace, _pod("checked", spec, {"app": "checked"}))
+    kube.core.create_namespaced_service(namespace, _service("checked", {"app": "checked"}))
+
+    def main_ready() -> bool:
+        statuses = kube.pod(namespace, "checked")["status"].get("containerStatuses") or []
+        return any(s["name"] == "web" and s["ready"] for s in statuses)
+
+    kube.wait_for(main_ready, 90, "main container ready")
+    pod_ip = kube.pod(namespace, "checked")["status"]["podIP"]
+    kube.wait_for(lambda: pod_ip in kube.endpoint_states(namespace, "checked"), 30, "endpoint listed")
+    assert kube.endpoint_states(namespace, "checked")[pod_ip] is False
+    assert not kube.pod_ready(namespace, "checked")
+
+    kubectl("exec", "-n", namespace, "checked", "-c", "web", "--", "httpd", "-p", "9090", "-h", "/www")
+    kube.wait_for(lambda: kube.endpoint_states(namespace, "checked").get(pod_ip), 30, "endpoint ready")
+    assert kube.pod_ready(namespace, "checked")
+
+
+def test_a_label_the_service_selects_takes_a_ready_pod_out_and_back(kube: Kube, namespace: str) -> None:
+    """What busy and the drains rely on: the EndpointSlice controller follows the pod's labels, while
+    the kubelet keeps the pod Ready (so a Deployment still counts it available)."""
+    kube.core.create_namespaced_pod(namespace, _pod("labelled", _web_with_disk(), {"app": "l", "in": "true"}))
+    kube.core.create_namespaced_service(namespace, _service("labelled", {"app": "l", "in": "true"}))
+    kube.wait_for(lambda: kube.pod_ready(namespace, "labelled"), 90, "pod Ready")
+    pod_ip = kube.pod(namespace, "labelled")["status"]["podIP"]
+    kube.wait_for(lambda: kube.endpoint_states(namespace, "labelled").get(pod_ip), 30, "endpoint ready")
+
+    kube.core.patch_namespaced_pod("labelled", namespace, {"metadata": {"labels": {"in": "busy"}}})
+    kube.wait_for(lambda: pod_ip not in kube.endpoint_states(namespace, "labelled"), 30, "endpoint gone")
+    assert kube.pod_ready(namespace, "labelled")
+    kube.core.patch_namespaced_pod("labelled", namespace, {"metadata": {"labels": {"in": "true"}}})
+    kube.wait_for(lambda: kube.endpoint_states(namespace, "labelled").get(pod_ip), 30, "endpoint back")
 
 
 def test_deployment_replaces_deleted_pod_and_owner_deletion_collects_dependents(

@@ -97,8 +97,18 @@ class EndpointSampler:
     def ready_counts(self) -> list[int]:
         return [sum(1 for ready, _ in states.values() if ready) for _, states in self.samples]
 
-    def seen_unready_before_termination(self, ip: str) -> bool:
-        return any(states.get(ip) == (False, False) for _, states in self.samples)
+    def left_rotation_before_termination(self, ip: str) -> bool:
+        """After `ip` was a ready endpoint, it first stopped being one while its pod was not yet
+        terminating: dropped from the slices (taken out by label) or listed not ready (a failing
+        check). A pod deleted while still serving shows up as terminating instead."""
+        was_ready = False
+        for _, states in self.samples:
+            state = states.get(ip)
+            if state == (True, False):
+                was_ready = True
+            elif was_ready:
+                return state is None or state == (False, False)
+        return False
 
     def __enter__(self) -> EndpointSampler:
         self._thread.start()

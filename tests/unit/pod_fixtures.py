@@ -2,7 +2,7 @@
 
 Built the way a kubelet reports them (containerd runtime, k8s 1.34): full metadata with the
 ReplicaSet owner and pod-template-hash, the spec the Deployment stamps out, and status with
-conditions (including the auto-start readiness gate), init and main container statuses.
+conditions, init, main and auto-start check container statuses.
 One function per instance situation, each named after the state it should produce.
 """
 
@@ -108,14 +108,16 @@ def make_pod(
     setup: dict[str, Any] | None = None,
     main: dict[str, Any] | None = None,
     ready: tuple[bool, float] | None = None,
-    gate: tuple[bool, float] | None = None,
-    gate_message: str | None = None,
+    rotation: str | None = "true",
+    checks: dict[str, bool] | None = None,
+    main_ready: bool | None = None,
     annotations: dict[str, str] | None = None,
     deleting_at: float | None = None,
     phase: str = "Running",
     extra_status: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A pod of role `web` created at T0. `ready`/`gate` are (status, transition second)."""
+    """A pod of role `web` created at T0. `ready` is (status, transition second); `rotation` the
+    value of the in-rotation label; `checks` the ready flags of extra auto-start check containers."""
     pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -126,7 +128,7 @@ def make_pod(
             "uid": "0c7d2a4e-5b1f-4f55-9a8e-1f2a3b4c5d6e",
             "resourceVersion": "48213",
             "creationTimestamp": ts(0),
-            "labels": {c.ROLE_LABEL: "web", "pod-template-hash": "7d9c5b6f4"},
+            "labels": {c.ROLE_LABEL: "web", c.IN_POOL_LABEL: "true", "pod-template-hash": "7d9c5b6f4"},
             "ownerReferences": [
                 {
                     "apiVersion": "apps/v1",
@@ -146,9 +148,9 @@ def make_pod(
                     "imagePullPolicy": "IfNotPresent",
                     "ports": [{"containerPort": 8080, "protocol": "TCP"}],
                     "readinessProbe": {
-                        "tcpSocket": {"port": 8080},
-                        "periodSeconds": 2,
-                        "failureThreshold": 2,
+                        "httpGet": {"port": 8080, "path": "/healthz", "scheme": "HTTP"},
+                        "periodSeconds": 1,
+                        "failureThreshold": 1,
                         "timeoutSeconds": 1,
                         "successThreshold": 1,
                     },
@@ -156,7 +158,6 @@ def make_pod(
                     "terminationMessagePolicy": "File",
                 }
             ],
-            "readinessGates": [{"conditionType": c.AUTO_START_CONDITION}],
             "restartPolicy": "Always",
             "terminationGracePeriodSeconds": 30,
             "dnsPolicy": "ClusterFirst",
@@ -180,6 +181,10 @@ def make_pod(
         ]
     if annotations:
         metadata["annotations"] = dict(annotations)
+    if rotation is not None:
+        metadata["labels"][c.IN_ROTATION_LABEL] = rotation
+    for check in checks or {}:
+        spec["containers"].append({"name": f"{c.CHECK_CONTAINER_PREFIX}{check}", "image": "pause"})
     if deleting_at is not None:
         metadata["deletionTimestamp"] = ts(deleting_at + 30)
         metadata["deletionGracePeriodSeconds"] = 30
@@ -204,23 +209,12 @@ def make_pod(
     status["hostIPs"] = [{"ip": "10.0.0.4"}]
     status["startTime"] = ts(1)
     conditions.append(_condition("PodScheduled", True, 0))
-    if gate is not None:
-        gate_cond = _condition(
-            c.AUTO_START_CONDITION,
-            gate[0],
-            gate[1],
-            "AutoStartComplete" if gate[0] else "ChecksPending",
-            gate_message,
-        )
-        conditions.append(gate_cond)
     is_ready = ready is not None and ready[0]
     ready_at = ready[1] if ready is not None else 1
     conditions.append(_condition("PodReadyToStartContainers", True, 2))
     setup_done = (not with_setup) or (setup is not None and setup.get("terminated", {}).get("exitCode") == 0)
     conditions.append(_condition("Initialized", setup_done, 2 if not with_setup else 5))
-    gate_open = gate is not None and gate[0]
-    not_ready_reason = "ContainersNotReady" if gate_open else "ReadinessGatesNotReady"
-    conditions.append(_condition("Ready", is_ready, ready_at, None if is_ready else not_ready_reason))
+    conditions.append(_condition("Ready", is_ready, ready_at, None if is_ready else "ContainersNotReady"))
     conditions.append(_condition("ContainersReady", is_ready, ready_at))
     status["conditions"] = conditions
     status["podIP"] = "10.88.0.7"
@@ -229,10 +223,15 @@ def make_pod(
         status["initContainerStatuses"] = [
             container_status(c.SETUP_CONTAINER, setup if setup is not None else waiting("PodInitializing"))
         ]
+    main_ready = is_ready if main_ready is None else main_ready
     status["containerStatuses"] = [
         container_status(
-            c.MAIN_CONTAINER, main if main is not None else waiting("PodInitializing"), ready=is_ready
-        )
+            c.MAIN_CONTAINER, main if main is not None else waiting("PodInitializing"), ready=main_ready
+        ),
+        *(
+            container_status(f"{c.CHECK_CONTAINER_PREFIX}{name}", running(7), ready=ok)
+            for name, ok in (checks or {}).items()
+        ),
     ]
     if extra_status:
         status.update(copy.deepcopy(extra_status))
@@ -245,9 +244,9 @@ def set_main(
     """Replace the main container status (keeps the pod's readiness)."""
     pod = copy.deepcopy(pod)
     ready = pod["status"]["containerStatuses"][0]["ready"]
-    pod["status"]["containerStatuses"] = [
-        container_status(c.MAIN_CONTAINER, state, last_state=last_state, restarts=restarts, ready=ready)
-    ]
+    pod["status"]["containerStatuses"][0] = container_status(
+        c.MAIN_CONTAINER, state, last_state=last_state, restarts=restarts, ready=ready
+    )
     return pod
 
 
@@ -309,65 +308,69 @@ def setup_done_role_creating() -> dict[str, Any]:
 
 
 def role_starting(started: float = 7) -> dict[str, Any]:
-    """StartingRole: main running, auto-start checks not yet all passed (gate False)."""
-    return make_pod(
-        setup=terminated(0, 3, 6),
-        main=running(started),
-        gate=(False, 8),
-        gate_message="check http: dial tcp 10.88.0.7:8080: connect: connection refused",
-    )
-
-
-def role_starting_no_gate_yet(started: float = 7) -> dict[str, Any]:
-    """StartingRole: main running, the operator has not written the gate condition yet."""
+    """StartingRole: main running, its readiness probe has not passed yet."""
     return make_pod(setup=terminated(0, 3, 6), main=running(started))
 
 
+def role_starting_extra_check_pending() -> dict[str, Any]:
+    """StartingRole: the main check passes, the `api` check's container is not ready yet."""
+    return make_pod(setup=terminated(0, 3, 6), main=running(7), main_ready=True, checks={"api": False})
+
+
 def role_ready() -> dict[str, Any]:
-    """ReadyRole: gate open after the container started, pod Ready."""
-    return make_pod(setup=terminated(0, 3, 6), main=running(7), gate=(True, 12), ready=(True, 13))
+    """ReadyRole: every check passed, pod Ready, selected by the input Service."""
+    return make_pod(setup=terminated(0, 3, 6), main=running(7), ready=(True, 13))
+
+
+def role_ready_with_check() -> dict[str, Any]:
+    """ReadyRole with an extra check container, all ready."""
+    return make_pod(setup=terminated(0, 3, 6), main=running(7), ready=(True, 13), checks={"api": True})
 
 
 def role_unresponsive() -> dict[str, Any]:
-    """UnresponsiveRole: was in rotation, the readiness probe now fails."""
-    pod = make_pod(setup=terminated(0, 3, 6), main=running(7), gate=(True, 12), ready=(False, 120))
+    """UnresponsiveRole: was in rotation, a readiness probe now fails."""
+    pod = make_pod(setup=terminated(0, 3, 6), main=running(7), ready=(False, 120))
     for cond in pod["status"]["conditions"]:
         if cond["type"] == "Ready":
-            cond["reason"] = "ContainersNotReady"
             cond["message"] = "containers with unready status: [role]"
     return pod
 
 
-def role_gate_open_kubelet_probe_pending() -> dict[str, Any]:
-    """StartingRole: the operator opened the gate; the kubelet's probe has not passed since."""
-    return make_pod(setup=terminated(0, 3, 6), main=running(7), gate=(True, 12), ready=(False, 7))
-
-
 def role_busy() -> dict[str, Any]:
-    """BusyRole: busy annotation set, the operator closed the gate."""
+    """BusyRole: busy annotation set, the operator took it out of rotation; the kubelet says Ready."""
     return make_pod(
         setup=terminated(0, 3, 6),
         main=running(7),
-        gate=(False, 60),
-        ready=(False, 61),
-        annotations={c.BUSY_ANNOTATION: "true"},
+        ready=(True, 13),
+        rotation="busy",
+        annotations={c.BUSY_ANNOTATION: "true", c.ROTATION_CHANGED_ANNOTATION: ts(60)},
     )
 
 
-def role_busy_gate_still_open() -> dict[str, Any]:
-    """BusyRole, gate not yet closed: the operator must close it."""
+def role_busy_not_yet_out() -> dict[str, Any]:
+    """BusyRole, still selected: the operator must take it out."""
     return make_pod(
         setup=terminated(0, 3, 6),
         main=running(7),
-        gate=(True, 12),
         ready=(True, 13),
         annotations={c.BUSY_ANNOTATION: "true"},
     )
 
 
+def role_busy_cleared_still_out() -> dict[str, Any]:
+    """Busy removed; the label still says busy: the operator must put it back."""
+    return make_pod(
+        setup=terminated(0, 3, 6),
+        main=running(7),
+        ready=(True, 13),
+        rotation="busy",
+        annotations={c.ROTATION_CHANGED_ANNOTATION: ts(60)},
+    )
+
+
 def role_crash_loop() -> dict[str, Any]:
     """FailedStartingRole: the main container keeps exiting."""
-    pod = make_pod(setup=terminated(0, 3, 6), gate=(False, 8))
+    pod = make_pod(setup=terminated(0, 3, 6))
     return set_main(
         pod,
         waiting("CrashLoopBackOff", "back-off 40s restarting failed container=role"),
@@ -386,13 +389,13 @@ def role_config_error() -> dict[str, Any]:
 
 def role_restarting() -> dict[str, Any]:
     """RestartingRole: the main container just exited (reboot), not yet started again."""
-    pod = make_pod(setup=terminated(0, 3, 6), gate=(True, 12), ready=(False, 100))
+    pod = make_pod(setup=terminated(0, 3, 6), ready=(False, 100))
     return set_main(pod, terminated(137, 7, 100, "Error"), restarts=0)
 
 
-def role_restarted_stale_gate() -> dict[str, Any]:
-    """StartingRole: restarted after entering rotation; the old gate is stale and must close."""
-    pod = make_pod(setup=terminated(0, 3, 6), gate=(True, 12), ready=(True, 103))
+def role_restarted() -> dict[str, Any]:
+    """StartingRole: restarted after being in rotation; Ready turned False when the run ended."""
+    pod = make_pod(setup=terminated(0, 3, 6), ready=(False, 101))
     return set_main(pod, running(102), last_state=terminated(137, 7, 100, "Error"), restarts=1)
 
 
@@ -406,7 +409,6 @@ def terminating() -> dict[str, Any]:
     return make_pod(
         setup=terminated(0, 3, 6),
         main=running(7),
-        gate=(True, 12),
         ready=(False, 201),
         deleting_at=200,
     )
@@ -414,7 +416,7 @@ def terminating() -> dict[str, Any]:
 
 def evicted() -> dict[str, Any]:
     """StoppingRole: evicted for exceeding the ephemeral disk limit; it never runs again."""
-    pod = make_pod(setup=terminated(0, 3, 6), gate=(True, 12), ready=(False, 500), phase="Failed")
+    pod = make_pod(setup=terminated(0, 3, 6), ready=(False, 500), phase="Failed")
     pod = set_main(pod, terminated(137, 7, 500, "ContainerStatusUnknown"))
     pod["status"]["reason"] = "Evicted"
     pod["status"]["message"] = "Pod ephemeral local storage usage exceeds the total limit of containers 1Gi."

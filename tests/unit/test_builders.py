@@ -25,7 +25,6 @@ from .restricted_pss import RESTRICTED_VOLUME_TYPES
 from .test_models import example_body, minimal_body
 
 PINNED = "localhost/vmrole-test/web@sha256:" + "a" * 64
-OPERATOR_NS = "vmrole-system"
 OWNER_UID = "6f1d0c9e-2b3a-4c5d-8e7f-0a1b2c3d4e5f"
 
 
@@ -70,7 +69,11 @@ def test_deployment_identity_and_strategy() -> None:
         "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0},
     }
     assert spec["paused"] is False
-    assert spec["template"]["metadata"]["labels"] == {c.ROLE_LABEL: "web", c.IN_POOL_LABEL: "true"}
+    assert spec["template"]["metadata"]["labels"] == {
+        c.ROLE_LABEL: "web",
+        c.IN_POOL_LABEL: "true",
+        c.IN_ROTATION_LABEL: "true",  # a new instance enters rotation without the operator
+    }
 
 
 def test_deployment_follows_upgrade_and_peer_group() -> None:
@@ -83,6 +86,7 @@ def test_deployment_follows_upgrade_and_peer_group() -> None:
     assert dep["spec"]["template"]["metadata"]["labels"] == {
         c.ROLE_LABEL: "web",
         c.IN_POOL_LABEL: "true",
+        c.IN_ROTATION_LABEL: "true",
         c.PEER_GROUP_LABEL: "shop",
     }
     # The selector never includes the peer group: changing it must not orphan instances.
@@ -91,7 +95,7 @@ def test_deployment_follows_upgrade_and_peer_group() -> None:
 
 def test_pod_spec_basics() -> None:
     spec = pod_spec(build_deployment(example_role(), PINNED, 3))
-    assert spec["readinessGates"] == [{"conditionType": "vmrole.dev/auto-start-complete"}]
+    assert "readinessGates" not in spec  # the kubelet alone decides Ready
     assert spec["enableServiceLinks"] is False
     assert spec["automountServiceAccountToken"] is False
     assert spec["terminationGracePeriodSeconds"] == 35  # 30 + the default 5 s drain
@@ -121,18 +125,67 @@ def test_main_container() -> None:
     assert "startupProbe" not in main
 
 
-def test_readiness_probe_comes_from_the_first_check() -> None:
+def test_an_http_check_subsumes_a_tcp_check_on_its_port() -> None:
+    # example: tcp 8080 and http 8080/healthz: the GET had to connect, so one probe covers both.
     [main] = pod_spec(build_deployment(example_role(), PINNED, 3))["containers"]
     assert main["readinessProbe"] == {
-        "tcpSocket": {"port": 8080},
-        "periodSeconds": 2,
-        "failureThreshold": 2,
+        "httpGet": {"port": 8080, "path": "/healthz", "scheme": "HTTP"},
+        "periodSeconds": 1,
         "timeoutSeconds": 1,
+        "failureThreshold": 1,
+        "successThreshold": 1,
     }
+
+
+def _with_checks(*checks: dict[str, Any]) -> VMRole:
     body = example_body()
-    body["spec"]["autoStart"].reverse()
-    [main] = pod_spec(build_deployment(parse_role(body), PINNED, 3))["containers"]
-    assert main["readinessProbe"]["httpGet"] == {"port": 8080, "path": "/healthz", "scheme": "HTTP"}
+    body["spec"]["autoStart"] = list(checks)
+    return parse_role(body)
+
+
+def test_each_further_check_is_a_container_with_its_own_probe() -> None:
+    role = _with_checks(
+        {"name": "http", "httpGet": {"port": 8080, "path": "/healthz"}},
+        {"name": "peer", "tcpSocket": {"port": 7000}},
+        {"name": "admin", "httpGet": {"port": 9090, "path": "/ready", "scheme": "HTTPS"}},
+    )
+    main, peer, admin = pod_spec(build_deployment(role, PINNED, 3, check_image="pause:test"))["containers"]
+    assert main["name"] == c.MAIN_CONTAINER
+    assert main["readinessProbe"]["httpGet"]["port"] == 8080
+    # Held back after each start until every other check was probed since: see RESTART_GUARD_SECONDS.
+    assert main["readinessProbe"]["initialDelaySeconds"] == 2
+    assert [peer["name"], admin["name"]] == ["check-peer", "check-admin"]
+    assert peer["image"] == admin["image"] == "pause:test"
+    assert peer["readinessProbe"] == {
+        "tcpSocket": {"port": 7000},
+        "periodSeconds": 1,
+        "timeoutSeconds": 1,
+        "failureThreshold": 1,
+        "successThreshold": 1,
+    }
+    assert admin["readinessProbe"]["httpGet"] == {"port": 9090, "path": "/ready", "scheme": "HTTPS"}
+    for check in (peer, admin):
+        assert "command" not in check  # the image's own entrypoint (pause) runs
+        assert check["resources"]["limits"] == {"cpu": "10m", "memory": "16Mi"}
+        assert check["securityContext"]["readOnlyRootFilesystem"] is True
+    # Regular containers, never init containers (native sidecars start one by one before the main).
+    assert [x["name"] for x in pod_spec(build_deployment(role, PINNED, 3)).get("initContainers", [])] == [
+        c.SETUP_CONTAINER
+    ]
+
+
+def test_the_default_check_image_is_the_sandbox_image() -> None:
+    role = _with_checks({"name": "a", "tcpSocket": {"port": 8080}}, {"name": "b", "tcpSocket": {"port": 2}})
+    containers = pod_spec(build_deployment(role, PINNED, 1))["containers"]
+    assert containers[1]["image"] == "registry.k8s.io/pause:3.10"
+
+
+def test_one_check_needs_no_delay() -> None:
+    [main] = pod_spec(build_deployment(_with_checks({"name": "a", "tcpSocket": {"port": 8080}}), PINNED, 1))[
+        "containers"
+    ]
+    assert main["readinessProbe"]["tcpSocket"] == {"port": 8080}
+    assert "initialDelaySeconds" not in main["readinessProbe"]
 
 
 def test_no_probe_without_auto_start() -> None:
@@ -299,7 +352,7 @@ def test_input_service() -> None:
     assert (svc["apiVersion"], svc["kind"], svc["metadata"]["name"]) == ("v1", "Service", "web")
     assert svc["spec"] == {
         "type": "ClusterIP",
-        "selector": {c.ROLE_LABEL: "web"},
+        "selector": {c.ROLE_LABEL: "web", c.IN_ROTATION_LABEL: "true"},
         "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
     }
 
@@ -330,11 +383,11 @@ def test_no_services_without_endpoints() -> None:
     role = parse_role(minimal_body())
     assert build_input_service(role) is None
     assert build_internal_service(role) is None
-    assert build_network_policy(role, OPERATOR_NS) is None
+    assert build_network_policy(role) is None
 
 
 def test_network_policy() -> None:
-    policy = build_network_policy(example_role(), OPERATOR_NS)
+    policy = build_network_policy(example_role())
     assert policy is not None
     assert (policy["apiVersion"], policy["kind"], policy["metadata"]["name"]) == (
         "networking.k8s.io/v1",
@@ -344,21 +397,13 @@ def test_network_policy() -> None:
     spec = policy["spec"]
     assert spec["podSelector"] == {"matchLabels": {c.ROLE_LABEL: "web"}}
     assert spec["policyTypes"] == ["Ingress"]
-    internal, public, operator = spec["ingress"]
+    # No rule for the auto-start checks: they are kubelet probes from the node.
+    internal, public = spec["ingress"]
     assert internal == {
         "from": [{"podSelector": {"matchLabels": {c.ROLE_LABEL: "web"}}}],
         "ports": [{"port": 7000, "protocol": "TCP"}],
     }
     assert public == {"ports": [{"port": 8080, "protocol": "TCP"}]}  # target port, from anywhere
-    assert operator == {
-        "from": [
-            {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": OPERATOR_NS}},
-                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "vmrole-operator"}},
-            }
-        ],
-        "ports": [{"port": 8080, "protocol": "TCP"}],
-    }
 
 
 def test_network_policy_peer_group_and_minimal_rules() -> None:
@@ -367,7 +412,7 @@ def test_network_policy_peer_group_and_minimal_rules() -> None:
             endpoints={"internal": [{"name": "gossip", "port": 7946, "protocol": "UDP"}], "peerGroup": "shop"}
         )
     )
-    policy = build_network_policy(role, "ops")
+    policy = build_network_policy(role)
     assert policy is not None
     assert policy["spec"]["ingress"] == [
         {
@@ -403,7 +448,7 @@ def test_answer_file_configmap() -> None:
 def test_build_children_are_owned_and_labelled() -> None:
     owner = owner_body()
     owner["metadata"]["labels"] = {"team": "shop", c.ROLE_LABEL: "something-else"}
-    children = build_children(owner, parse_role(owner), PINNED, 3, OPERATOR_NS)
+    children = build_children(owner, parse_role(owner), PINNED, 3)
     assert [(ch["kind"], ch["metadata"]["name"]) for ch in children] == [
         ("ConfigMap", "web-answer-file"),
         ("Deployment", "web"),
@@ -432,6 +477,7 @@ def test_build_children_are_owned_and_labelled() -> None:
     assert children[1]["spec"]["template"]["metadata"]["labels"] == {
         c.ROLE_LABEL: "web",
         c.IN_POOL_LABEL: "true",
+        c.IN_ROTATION_LABEL: "true",
     }
     # Each child has its own owner-reference dict.
     children[0]["metadata"]["ownerReferences"][0]["name"] = "changed"
@@ -441,14 +487,14 @@ def test_build_children_are_owned_and_labelled() -> None:
 def test_build_children_never_a_statefulset() -> None:
     for body in (example_body(), minimal_body()):
         owner = owner_body(body)
-        kinds = [child["kind"] for child in build_children(owner, parse_role(owner), PINNED, 1, OPERATOR_NS)]
+        kinds = [child["kind"] for child in build_children(owner, parse_role(owner), PINNED, 1)]
         assert "StatefulSet" not in kinds
         assert kinds.count("Deployment") == 1
 
 
 def test_minimal_role_has_only_a_deployment() -> None:
     owner = owner_body(minimal_body())
-    children = build_children(owner, parse_role(owner), PINNED, 1, OPERATOR_NS)
+    children = build_children(owner, parse_role(owner), PINNED, 1)
     assert [child["kind"] for child in children] == ["Deployment"]
 
 
@@ -456,8 +502,8 @@ def test_builders_are_pure() -> None:
     owner = owner_body()
     before = copy.deepcopy(owner)
     role = parse_role(owner)
-    first = build_children(owner, role, PINNED, 3, OPERATOR_NS)
-    second = build_children(owner, role, PINNED, 3, OPERATOR_NS)
+    first = build_children(owner, role, PINNED, 3)
+    second = build_children(owner, role, PINNED, 3)
     assert first == second
     assert owner == before
 
@@ -511,7 +557,7 @@ def test_no_drift_after_an_api_round_trip() -> None:
         lambda d: d["spec"].update(replicas=5),
         lambda d: d["spec"].update(paused=True),
         lambda d: d["spec"]["template"]["spec"]["containers"][0].update(image="busybox"),
-        lambda d: d["spec"]["template"]["spec"].pop("readinessGates"),
+        lambda d: d["spec"]["template"]["metadata"]["labels"].pop(c.IN_ROTATION_LABEL),
         lambda d: d["spec"]["template"]["spec"]["containers"][0]["securityContext"].update(
             readOnlyRootFilesystem=False
         ),
@@ -525,7 +571,7 @@ def test_no_drift_after_an_api_round_trip() -> None:
         "replicas",
         "paused",
         "image",
-        "readiness-gate-removed",
+        "rotation-label-removed",
         "writable-root",
         "env-added",
         "disk-size",
@@ -591,14 +637,24 @@ def test_parse_quantity_rejects_non_quantities() -> None:
     assert parse_quantity("1Gb") is None
 
 
-def test_services_select_every_instance_but_the_deployment_only_its_pool() -> None:
+def test_what_each_child_selects() -> None:
     role = parse_role(example_body())
     dep = build_deployment(role, PINNED, 2)
     service = build_input_service(role)
+    internal = build_internal_service(role)
     assert service is not None
-    # A victim of a reimage leaves the pool (the ReplicaSet replaces it) but keeps serving until drained.
-    assert service["spec"]["selector"] == {c.ROLE_LABEL: "web"}
-    assert set(service["spec"]["selector"].items()) < set(dep["spec"]["selector"]["matchLabels"].items())
+    assert internal is not None
+    pool = set(dep["spec"]["selector"]["matchLabels"].items())
+    template = set(dep["spec"]["template"]["metadata"]["labels"].items())
+    # A reimage victim leaves the pool (the ReplicaSet replaces it) but keeps serving until drained:
+    # the input Service does not select on the pool label.
+    assert (c.IN_POOL_LABEL, "true") not in set(service["spec"]["selector"].items())
+    # It selects what every new instance carries, so a pod needs no operator to enter rotation ...
+    assert set(service["spec"]["selector"].items()) <= template
+    # ... and the operator takes one out by changing a label the Deployment does not select on.
+    assert (c.IN_ROTATION_LABEL, "true") not in pool
+    # Peers see every instance, in rotation or not.
+    assert internal["spec"]["selector"] == {c.ROLE_LABEL: "web"}
 
 
 def test_reimage_round_goes_into_the_pod_template_and_drain_into_pre_stop() -> None:

@@ -373,7 +373,8 @@ def test_contract_names() -> None:
         "vmrole.dev/reboot",
         "vmrole.dev/busy",
     )
-    assert c.AUTO_START_CONDITION == "vmrole.dev/auto-start-complete"
+    assert (c.IN_ROTATION_LABEL, c.IN_POOL_LABEL) == ("vmrole.dev/in-rotation", "vmrole.dev/in-pool")
+    assert c.CHECK_CONTAINER_PREFIX == "check-"
     assert (c.MAIN_CONTAINER, c.SETUP_CONTAINER) == ("role", "setup")
     assert (c.EPHEMERAL_DISK_VOLUME, c.ANSWER_FILE_VOLUME) == ("ephemeral-disk", "answer-file")
     assert c.DEFAULT_RUN_AS_USER == 65532

@@ -1,4 +1,4 @@
-"""Instance states, gate actions and role status from realistic pod dicts."""
+"""Instance states, rotation and role status from realistic pod dicts."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ import pytest
 from vmrole_operator import constants as c
 from vmrole_operator.instance_state import (
     InstanceState,
-    auto_start_gate,
+    auto_start_deadline,
     compute_status,
     format_time,
-    gate_action,
-    gate_is_stale,
+    in_rotation,
     instance_state,
     main_container_started_at,
     merge_conditions,
     parse_time,
+    seconds_to_next_deadline,
     setup_finished,
 )
 from vmrole_operator.models import VMRole, VMRoleStatus, parse_role
@@ -70,16 +70,17 @@ CASES: list[tuple[Callable[[], dict[str, Any]], Any, InstanceState, str | None]]
     (pf.setup_failed, NOW, InstanceState.FAILED_STARTING_VM, pf.ts(4)),
     (pf.setup_crash_loop, NOW, InstanceState.FAILED_STARTING_VM, pf.ts(31)),
     (pf.role_starting, NOW, InstanceState.STARTING_ROLE, pf.ts(7)),
-    (pf.role_starting_no_gate_yet, NOW, InstanceState.STARTING_ROLE, pf.ts(7)),
+    (pf.role_starting_extra_check_pending, NOW, InstanceState.STARTING_ROLE, pf.ts(7)),
     (pf.role_ready, NOW, InstanceState.READY_ROLE, pf.ts(13)),
+    (pf.role_ready_with_check, NOW, InstanceState.READY_ROLE, pf.ts(13)),
     (pf.role_unresponsive, pf.at(200), InstanceState.UNRESPONSIVE_ROLE, pf.ts(120)),
-    (pf.role_gate_open_kubelet_probe_pending, NOW, InstanceState.STARTING_ROLE, pf.ts(12)),
     (pf.role_busy, pf.at(100), InstanceState.BUSY_ROLE, pf.ts(60)),
-    (pf.role_busy_gate_still_open, pf.at(100), InstanceState.BUSY_ROLE, pf.ts(7)),
+    (pf.role_busy_not_yet_out, pf.at(100), InstanceState.BUSY_ROLE, pf.ts(7)),
+    (pf.role_busy_cleared_still_out, pf.at(100), InstanceState.BUSY_ROLE, pf.ts(60)),
     (pf.role_crash_loop, pf.at(100), InstanceState.FAILED_STARTING_ROLE, pf.ts(51)),
     (pf.role_config_error, NOW, InstanceState.FAILED_STARTING_ROLE, pf.ts(0)),
     (pf.role_restarting, pf.at(100), InstanceState.RESTARTING_ROLE, pf.ts(100)),
-    (pf.role_restarted_stale_gate, pf.at(105), InstanceState.STARTING_ROLE, pf.ts(102)),
+    (pf.role_restarted, pf.at(105), InstanceState.STARTING_ROLE, pf.ts(102)),
     (
         pf.role_auto_start_timed_out,
         pf.at(7 + pf.TIMEOUT_S + 1),
@@ -131,7 +132,7 @@ def test_auto_start_deadline_is_exclusive() -> None:
 
 def test_deadline_restarts_with_the_container() -> None:
     # After a restart at second 102 the deadline counts from 102, not from the first start.
-    pod = pf.role_restarted_stale_gate()
+    pod = pf.role_restarted()
     assert instance_state(pod, pf.at(102 + pf.TIMEOUT_S), pf.TIMEOUT_S)[0] is InstanceState.STARTING_ROLE
     assert (
         instance_state(pod, pf.at(103 + pf.TIMEOUT_S), pf.TIMEOUT_S)[0] is InstanceState.FAILED_STARTING_ROLE
@@ -142,7 +143,10 @@ def test_messages_carry_the_cause() -> None:
     assert "Unschedulable" in instance_state(pf.unschedulable(), NOW, pf.TIMEOUT_S)[2]
     assert "exit code 2" in instance_state(pf.setup_crash_loop(), NOW, pf.TIMEOUT_S)[2]
     assert "exit code 1" in instance_state(pf.role_crash_loop(), NOW, pf.TIMEOUT_S)[2]
-    assert "connection refused" in instance_state(pf.role_starting(), NOW, pf.TIMEOUT_S)[2]
+    assert instance_state(pf.role_starting(), NOW, pf.TIMEOUT_S, "health")[2].endswith(": health")
+    assert instance_state(pf.role_starting_extra_check_pending(), NOW, pf.TIMEOUT_S, "health")[2].endswith(
+        ": api"
+    )
     assert 'secret "db" not found' in instance_state(pf.role_config_error(), NOW, pf.TIMEOUT_S)[2]
     assert "Evicted" in instance_state(pf.evicted(), pf.at(600), pf.TIMEOUT_S)[2]
 
@@ -168,13 +172,44 @@ def test_busy_false_is_not_busy() -> None:
     assert instance_state(pod, NOW, pf.TIMEOUT_S)[0] is InstanceState.READY_ROLE
 
 
-# --- accessors and gate logic ---
+# --- accessors, rotation and deadlines ---
 
 
-def test_auto_start_gate() -> None:
-    assert auto_start_gate(pf.role_starting_no_gate_yet()) == (None, None)
-    assert auto_start_gate(pf.role_starting()) == (False, pf.at(8))
-    assert auto_start_gate(pf.role_ready()) == (True, pf.at(12))
+def test_in_rotation_needs_kubelet_ready_and_the_label() -> None:
+    assert in_rotation(pf.role_ready())
+    assert in_rotation(pf.role_ready_with_check())
+    assert not in_rotation(pf.role_starting())
+    assert not in_rotation(pf.role_starting_extra_check_pending())  # main ready, one check not
+    assert not in_rotation(pf.role_busy())  # Ready, but taken out
+    assert not in_rotation(pf.terminating())
+    assert not in_rotation(pf.make_pod(main=pf.running(7), ready=(True, 13), rotation=None))
+
+
+def test_a_broken_check_container_fails_the_start_at_once() -> None:
+    pod = pf.role_starting_extra_check_pending()
+    pod["status"]["containerStatuses"][1]["state"] = pf.waiting("ErrImageNeverPull", "image not present")
+    state, _, message = instance_state(pod, NOW, pf.TIMEOUT_S)
+    assert state is InstanceState.FAILED_STARTING_ROLE
+    assert "check-api" in message
+    assert "ErrImageNeverPull" in message
+
+
+def test_auto_start_deadline_only_while_waiting_for_checks() -> None:
+    assert auto_start_deadline(pf.role_starting(started=7), 30) == pf.at(37)
+    assert auto_start_deadline(pf.role_restarted(), 30) == pf.at(132)
+    assert auto_start_deadline(pf.role_ready(), 30) is None
+    assert auto_start_deadline(pf.role_unresponsive(), 30) is None  # passed once in this run
+    assert auto_start_deadline(pf.setup_running(), 30) is None
+    assert auto_start_deadline(pf.role_crash_loop(), 30) is None
+
+
+def test_seconds_to_next_deadline_is_the_earliest_future_one() -> None:
+    r = role(autoStartTimeoutSeconds=30)
+    pods = [pf.role_starting(started=7), pf.with_name(pf.role_starting(started=20), "b"), pf.role_ready()]
+    assert seconds_to_next_deadline(r, pods, pf.at(10)) == 28.0  # 37 - 10, plus a second
+    assert seconds_to_next_deadline(r, pods, pf.at(40)) == 11.0  # 37 passed; 50 - 40 + 1
+    assert seconds_to_next_deadline(r, pods, pf.at(51)) is None
+    assert seconds_to_next_deadline(r, [pf.role_ready()], pf.at(10)) is None
 
 
 def test_main_container_started_at() -> None:
@@ -190,46 +225,6 @@ def test_setup_finished() -> None:
     assert not setup_finished(pf.setup_failed())
     assert not setup_finished(pf.setup_crash_loop())
     assert not setup_finished(pf.pulling_image())
-
-
-def test_gate_is_stale() -> None:
-    assert not gate_is_stale(pf.role_ready())
-    assert not gate_is_stale(pf.role_starting())  # gate not open: nothing to be stale
-    assert gate_is_stale(pf.role_restarted_stale_gate())  # started 102 > opened 12
-    assert gate_is_stale(pf.role_restarting())  # not running at all
-
-
-@pytest.mark.parametrize(
-    ("make", "action"),
-    [
-        (pf.role_starting, "probe"),
-        (pf.role_starting_no_gate_yet, "probe"),
-        (pf.role_ready, "none"),
-        (pf.role_unresponsive, "none"),
-        (pf.role_restarted_stale_gate, "close"),
-        (pf.role_restarting, "close"),
-        (pf.role_busy_gate_still_open, "close"),
-        (pf.role_busy, "none"),
-        (pf.terminating, "close"),
-        (pf.setup_running, "none"),
-        (pf.setup_failed, "none"),
-        (pf.pulling_image, "none"),
-        (pf.role_crash_loop, "none"),
-        (pf.unschedulable, "none"),
-    ],
-    ids=lambda v: v.__name__ if callable(v) else v,
-)
-def test_gate_action(make: Callable[[], dict[str, Any]], action: str) -> None:
-    assert gate_action(make()) == action
-
-
-def test_gate_action_probes_again_after_a_close() -> None:
-    pod = pf.role_restarted_stale_gate()
-    for cond in pod["status"]["conditions"]:
-        if cond["type"] == c.AUTO_START_CONDITION:
-            cond["status"] = "False"
-            cond["lastTransitionTime"] = pf.ts(103)
-    assert gate_action(pod) == "probe"
 
 
 def test_time_round_trip() -> None:

@@ -65,7 +65,7 @@ def test_timed_reconcile_records_success_and_failure_and_reraises() -> None:
 
 def test_every_action_and_result_is_exported_from_the_start_and_counts_once() -> None:
     before = scrape()
-    for action in ("reimage", "reboot", "heal"):
+    for action in ("reimage", "reboot", "heal", "rotation"):
         for result in ("succeeded", "failed", "refused"):
             assert ("vmrole_actions_total", frozenset({("action", action), ("result", result)})) in before
     metrics.count_action("reimage", "succeeded")

@@ -6,7 +6,7 @@ from .pod_fixtures import make_pod
 
 
 def test_trim_pod_keeps_what_state_and_requests_read_and_drops_managed_fields() -> None:
-    pod = make_pod(ready=(True, 5), gate=(True, 4))
+    pod = make_pod(ready=(True, 5))
     pod["metadata"]["managedFields"] = [{"manager": "kubelet"}]
     pod["spec"]["volumes"] = [{"name": "v", "emptyDir": {}}]
     trimmed = trim_pod(pod)
@@ -54,7 +54,7 @@ def test_observed_finds_children_by_kind_and_name_and_resolvers_by_name() -> Non
 
 
 def test_packed_entries_decode_to_equal_independent_dicts() -> None:
-    pod = trim_pod(make_pod(ready=(True, 5), gate=(True, 4)))
+    pod = trim_pod(make_pod(ready=(True, 5)))
     packed = pack(pod)
     first = Observed.of(pods=[packed], resolvers=[], children=[])
     second = Observed.of(pods=[packed], resolvers=[], children=[])
