@@ -347,8 +347,8 @@ def run_one(
 
 def run_floor(kube: Kube, run: str, kwok: Kwok, n: int, image: str, timeout: float) -> dict[str, Any]:
     """n plain 1-replica Deployments (the operator's pod spec) created at once, until all available."""
-    from vmrole_operator.builders import build_deployment
     from vmrole_operator.models import parse_role
+    from vmrole_operator.specs.deployment import build_deployment
 
     namespace = kube.create_namespace(f"bench-{run}f-{n}")
     try:

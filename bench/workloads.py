@@ -10,8 +10,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from vmrole_operator.builders import build_deployment, build_input_service
 from vmrole_operator.models import parse_role
+from vmrole_operator.specs.deployment import build_deployment
+from vmrole_operator.specs.services import build_input_service
 
 from .common import GROUP, VERSION, WEB_IMAGE
 

@@ -21,7 +21,7 @@ from typing import Final, Literal, get_args
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 
-from .instance_state import InstanceState
+from .state.instance_state import InstanceState
 
 Action = Literal["reimage", "reboot", "heal", "rotation"]
 ActionResult = Literal["succeeded", "failed", "refused"]

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.config import JsonDict
 
 from vmrole_operator import constants as c
+from vmrole_operator.quantity import QUANTITY_PATTERN
 
 # --- patterns (RE2 and Rust-regex compatible: no look-around, no back-references) ---
 
@@ -36,7 +37,6 @@ ABSOLUTE_PATH_PATTERN = r"^(/\.{0,2}[A-Za-z0-9_@+~-][A-Za-z0-9._@+~-]*)+$"
 HTTP_PATH_PATTERN = r"^/[!-~]*$"
 ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 _DNS_1035 = re.compile(DNS_1035_PATTERN)
-QUANTITY_PATTERN = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
 
 # --- list bounds: CEL cost estimation multiplies by them, so every list a rule walks is bounded ---
 

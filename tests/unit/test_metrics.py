@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from vmrole_operator import metrics
-from vmrole_operator.instance_state import InstanceState
+from vmrole_operator.state.instance_state import InstanceState
 
 
 def scrape(text: str | None = None) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
