@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 
@@ -25,3 +26,13 @@ def parse_time(value: object) -> datetime | None:
 def format_time(value: datetime) -> str:
     """RFC 3339 in the API's own form, `YYYY-MM-DDTHH:MM:SSZ` (whole seconds, UTC)."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Clock:
+    """Wall time and sleeping, for the parts whose decisions depend on them; tests pass their own."""
+
+    def now(self) -> datetime:
+        return utcnow()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)

@@ -66,12 +66,13 @@ def configmaps_by_role(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
     return _entry(owning_role(body), namespace, trim_child(body))
 
 
-CHILD_INDEXES: tuple[Callable[..., Any], ...] = (
-    deployments_by_role,
-    services_by_role,
-    policies_by_role,
-    configmaps_by_role,
-)
+# By the plural of the resource each one indexes.
+CHILD_INDEXES: dict[str, Callable[..., Any]] = {
+    "deployments": deployments_by_role,
+    "services": services_by_role,
+    "networkpolicies": policies_by_role,
+    "configmaps": configmaps_by_role,
+}
 
 
 def _kwarg(index: Callable[..., Any]) -> str:
@@ -90,7 +91,7 @@ class RoleIndexes:
         return cls(
             instances=kwargs[_kwarg(instances_by_role)],
             resolvers=kwargs[_kwarg(resolvers_by_role)],
-            children=tuple(kwargs[_kwarg(index)] for index in CHILD_INDEXES),
+            children=tuple(kwargs[_kwarg(index)] for index in CHILD_INDEXES.values()),
         )
 
     def snapshot(self, namespace: str, name: str) -> Observed:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any, TypeVar
 
 from .. import constants as c
-from ..clock import format_time, utcnow
+from ..clock import Clock, format_time
 from ..kube.api import ENDPOINT_SLICES, MERGE_PATCH, PODS, STRATEGIC_MERGE_PATCH, KubeApi
 from ..kube.errors import GONE, GONE_OR_REPLACED, unless
 from ..models import VMRole
@@ -23,16 +22,6 @@ T = TypeVar("T")
 
 POLL_S = 0.25
 DRAIN_TIMEOUT_S = 30.0
-
-
-class Clock:
-    """Wall time and sleeping, replaceable in tests."""
-
-    def now(self) -> datetime:
-        return utcnow()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 class InstanceApi:

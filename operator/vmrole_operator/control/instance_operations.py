@@ -13,10 +13,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 from .. import metrics
+from ..clock import Clock
 from ..kube.api import KubeApi
 from ..kube.events import EventPoster
 from ..state.requests import pending_reboot, pending_reimage
-from .instance_api import Clock, InstanceApi
+from .instance_api import InstanceApi
 from .keyed_tasks import KeyedTasks
 from .reboot import RebootSteps
 from .reimage import ReimageSteps

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import metrics
-from ..clock import utcnow
+from ..clock import Clock
 from ..kube.api import APPLY_PATCH, BY_KIND, KubeApi, Resource
 from ..kube.errors import GONE_OR_REPLACED, unless
 from ..kube.events import EventPoster
@@ -39,8 +39,16 @@ class RoleReconciler:
     only the VMRole itself is read from the API (`RoleReader`).
     """
 
-    def __init__(self, kube: KubeApi, roles: RoleReader, check_image: str, post_event: EventPoster) -> None:
+    def __init__(
+        self,
+        kube: KubeApi,
+        roles: RoleReader,
+        check_image: str,
+        post_event: EventPoster,
+        clock: Clock | None = None,
+    ) -> None:
         self.kube = kube
+        self.clock = clock or Clock()
         self.roles = roles
         self.check_image = check_image
         self.post_event = post_event
@@ -65,11 +73,12 @@ class RoleReconciler:
                     pin = self.pinning.resolve(body, role, pin, observed)
                     if pin.covers(role.spec.image):
                         status.update(image=pin.image, specImage=pin.resolved_from)
-                self.status.start_reimage_round(body, role, status, utcnow())
+                self.status.start_reimage_round(body, role, status, self.clock.now())
                 reimage_round = (status.get("lastReimage") or {}).get("token")
                 deployment = self._ensure_children(body, role, pin, reimage_round, observed)
-            self.status.write(body, role, pin, status, observed.pods, deployment, utcnow())
-            return seconds_to_next_deadline(role, observed.pods, utcnow())
+            now = self.clock.now()
+            self.status.write(body, role, pin, status, observed.pods, deployment, now)
+            return seconds_to_next_deadline(role, observed.pods, now)
 
     def _ensure_children(
         self,

@@ -88,19 +88,19 @@ class StatusWriter:
             patch.update(status)
             patch_role_status(self.kube, namespace, name, patch)
             self._announce_state_changes(body, role, previous, status, pods, now)
-        for record in heals.new:
+        # Recorded first, requested second: a restart in between finds the record and requests it
+        # here. The Event goes with the request, so it too is told once per heal.
+        for pod in unrequested_heals(heals.recent, pods):
+            record = next(h for h in heals.recent if h["uid"] == pod["metadata"]["uid"])
+            self._request_reimage(pod, heal_token(record))
             metrics.count_action("heal", "succeeded")
             self.post_event(
                 body,
                 "Warning",
                 "Healing",
                 f"reimaging instance {record['pod']}: {record['reason']} "
-                f"({status['heals']} automatic reimages so far)",
+                f"({status['heals']} automatic reimages in all)",
             )
-        # Recorded first, requested second: a restart in between finds the record and requests it here.
-        for pod in unrequested_heals(heals.recent, pods):
-            record = next(h for h in heals.recent if h["uid"] == pod["metadata"]["uid"])
-            self._request_reimage(pod, heal_token(record))
 
     def _request_reimage(self, pod: Mapping[str, Any], token: str) -> None:
         meta = pod["metadata"]

@@ -16,18 +16,15 @@ from typing import Any
 from .. import constants as c
 from ..clock import format_time, parse_time
 from ..models import VMRole
-from .instance_state import InstanceState, instance_state
+from .instance_state import InstanceState, auto_start_deadline, container_status, instance_state
 from .requests import is_terminating, pending_reimage
 
 HEAL_WINDOW = timedelta(hours=1)
 
 
 def _restarts(pod: Mapping[str, Any], name: str, *, init: bool) -> int:
-    key = "initContainerStatuses" if init else "containerStatuses"
-    for status in (pod.get("status") or {}).get(key) or []:
-        if status.get("name") == name:
-            return int(status.get("restartCount") or 0)
-    return 0
+    status = container_status(pod, name, init=init)
+    return int((status or {}).get("restartCount") or 0)
 
 
 def heal_reason(pod: Mapping[str, Any], role: VMRole, now: datetime) -> str | None:
@@ -44,16 +41,9 @@ def heal_reason(pod: Mapping[str, Any], role: VMRole, now: datetime) -> str | No
     if state == InstanceState.FAILED_STARTING_ROLE:
         if _restarts(pod, c.MAIN_CONTAINER, init=False) >= threshold:
             return "CrashLooping"
-        gate = next(
-            (
-                x
-                for x in (pod.get("status") or {}).get("containerStatuses") or []
-                if x.get("name") == c.MAIN_CONTAINER
-            ),
-            None,
-        )
-        if gate is not None and (gate.get("state") or {}).get("running") is not None:
-            return "AutoStartTimeout"
+        deadline = auto_start_deadline(pod, role.spec.autoStartTimeoutSeconds)
+        if deadline is not None and deadline < now:
+            return "AutoStartTimeout"  # running, but its checks never all passed in time
     return None
 
 

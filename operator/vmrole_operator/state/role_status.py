@@ -113,10 +113,10 @@ def _progressing(
     def progressing(reason: str, message: str) -> dict[str, Any]:
         return _condition_entry(c.CONDITION_PROGRESSING, True, reason, message, generation)
 
+    if not pinned and wanted > 0:
+        return progressing("PinningImage", f"resolving {role.spec.image} to a digest (resolver pod)")
     if deployment is None:
         return progressing("Creating", "creating the role's Deployment")
-    if not pinned and wanted > 0:
-        return progressing("PinningImage", f"resolving {role.spec.image} to a digest on the first instance")
     dep_meta = map_of(deployment.get("metadata"))
     dep_status = map_of(deployment.get("status"))
     if _int(dep_status.get("observedGeneration")) < _int(dep_meta.get("generation")):

@@ -114,3 +114,39 @@ def test_failed_event_work_is_retried_after_a_delay() -> None:
 @pytest.mark.parametrize(("failures", "delay"), [(1, 1.0), (2, 2.0), (4, 8.0), (30, RETRY_MAX_S)])
 def test_retry_delay_doubles_up_to_a_cap(failures: int, delay: float) -> None:
     assert retry_delay(failures) == delay
+
+
+def test_a_run_that_asks_for_a_later_look_gets_a_status_run_then() -> None:
+    async def scenario() -> list[Work]:
+        runs: list[Work] = []
+
+        def run(namespace: str, name: str, work: Work, observed: Observed) -> float | None:
+            runs.append(work)
+            return 0.05 if len(runs) == 1 else None
+
+        workers = RoleWorkers(run, lambda ns, n: Observed(), concurrency=1)
+        workers.request("ns", "a", Work.RECONCILE)
+        await asyncio.sleep(0.3)
+        await workers.close()
+        return runs
+
+    assert asyncio.run(scenario()) == [Work.RECONCILE, Work.STATUS]
+
+
+def test_forget_drops_pending_work_and_a_scheduled_look() -> None:
+    async def scenario() -> int:
+        runs: list[Work] = []
+
+        def run(namespace: str, name: str, work: Work, observed: Observed) -> float | None:
+            runs.append(work)
+            return 0.05
+
+        workers = RoleWorkers(run, lambda ns, n: Observed(), concurrency=1)
+        workers.request("ns", "a", Work.STATUS)
+        await asyncio.sleep(0.02)
+        workers.forget("ns", "a")
+        await asyncio.sleep(0.2)
+        await workers.close()
+        return len(runs)
+
+    assert asyncio.run(scenario()) == 1
