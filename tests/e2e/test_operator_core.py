@@ -50,8 +50,11 @@ def test_example_role_creates_owned_children_and_deleting_it_removes_them(kube: 
     assert [i["state"] for i in role["status"]["instances"]] == ["ReadyRole"] * 3
 
     table = kubectl("get", "vmr", "web", "-n", namespace)
-    assert table.split("\n")[0].split() == ["NAME", "IMAGE", "INSTANCES", "READY", "AGE"]
-    assert table.split("\n")[1].split()[1:4] == ["localhost/vmrole-test/web:1", "3", "3"]
+    assert table.split("\n")[0].split() == ["NAME", "IMAGE", "INSTANCES", "READY", "AVAILABLE", "AGE"]
+    assert table.split("\n")[1].split()[1:5] == ["localhost/vmrole-test/web:1", "3", "3", "True"]
+    wide = kubectl("get", "vmr", "web", "-n", namespace, "-o", "wide").split("\n")
+    assert wide[0].split()[-1] == "PINNED"
+    assert wide[1].split()[-1] == role["status"]["image"]
 
     kubectl("delete", "vmrole", "web", "-n", namespace, "--wait=true")
     kube.wait_for(
