@@ -1,7 +1,7 @@
 """An in-memory Kubernetes API with the rules the operator relies on, for unit tests of its decisions.
 
-It answers the same calls as `vmrole_operator.kube.api.KubeApi` and keeps the API server's rules
-that matter to exactly-once behaviour:
+It is `vmrole_operator.kube.api.KubeApi` with the HTTP round trip replaced, and keeps the API
+server's rules that matter to exactly-once behaviour:
 - 404 for a missing object, 409 AlreadyExists on create, 409 for a UID precondition (a delete's
   `preconditions.uid`, or `metadata.uid` in a patch) that names another incarnation;
 - resourceVersion changes only when an object really changes (a no-op patch writes nothing), and
@@ -26,10 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from kubernetes.client.exceptions import ApiException
 
-from vmrole_operator.kube.api import APPLY_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, Resource
+from vmrole_operator.kube.api import APPLY_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, KubeApi, Resource
 
 WITH_STATUS = frozenset({"pods", "deployments", "vmroles"})
 GENERATION_FIELDS = ("spec",)
@@ -56,33 +57,13 @@ def _error(status: int, reason: str, message: str) -> ApiException:
     return error
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386: objects merge key by key, null deletes, anything else replaces."""
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def _named(items: Any) -> bool:
-    return isinstance(items, list) and all(isinstance(i, Mapping) and "name" in i for i in items)
-
-
-def strategic_merge_patch(target: Any, patch: Any) -> Any:
-    """Like a merge patch, except that lists of named items (containers, env, volumes, ports with a
-    name) merge item by item on `name`, as the API server's patch strategy for those fields does."""
-    if isinstance(patch, list) and _named(patch) and _named(target):
+def _merged(target: Any, patch: Any, *, by_name: bool) -> Any:
+    if by_name and _named(patch) and _named(target):
         merged = [copy.deepcopy(i) for i in target]
-        by_name = {i["name"]: n for n, i in enumerate(merged)}
+        index = {i["name"]: n for n, i in enumerate(merged)}
         for item in patch:
-            if item["name"] in by_name:
-                index = by_name[item["name"]]
-                merged[index] = strategic_merge_patch(merged[index], item)
+            if item["name"] in index:
+                merged[index[item["name"]]] = _merged(merged[index[item["name"]]], item, by_name=True)
             else:
                 merged.append(copy.deepcopy(item))
         return merged
@@ -93,8 +74,23 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
         if value is None:
             result.pop(key, None)
         else:
-            result[key] = strategic_merge_patch(result.get(key), value)
+            result[key] = _merged(result.get(key), value, by_name=by_name)
     return result
+
+
+def _named(items: Any) -> bool:
+    return isinstance(items, list) and all(isinstance(i, Mapping) and "name" in i for i in items)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386: objects merge key by key, null deletes, anything else replaces."""
+    return _merged(target, patch, by_name=False)
+
+
+def strategic_merge_patch(target: Any, patch: Any) -> Any:
+    """Like a merge patch, except that lists of named items (containers, env, volumes, ports with a
+    name) merge item by item on `name`, as the API server's patch strategy for those fields does."""
+    return _merged(target, patch, by_name=True)
 
 
 def _paths(value: Any, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
@@ -114,6 +110,20 @@ def _remove(tree: dict[str, Any], path: tuple[str, ...]) -> None:
         node.pop(path[-1], None)
 
 
+def _parse(path: str) -> tuple[Resource, str, str, str]:
+    """`/api/v1/namespaces/ns/pods/p/status` -> (Resource("v1", "pods"), "ns", "p", "status")."""
+    parts = [unquote(p) for p in path.strip("/").split("/")]
+    if parts[0] == "api":
+        api_version, rest = parts[1], parts[2:]
+    else:
+        api_version, rest = f"{parts[1]}/{parts[2]}", parts[3:]
+    assert rest[0] == "namespaces", path
+    namespace, plural, *tail = rest[1:]
+    name = tail[0] if tail else ""
+    subresource = tail[1] if len(tail) > 1 else ""
+    return Resource(api_version, plural), namespace, name, subresource
+
+
 def matches(labels: Mapping[str, str], selector: str) -> bool:
     for term in filter(None, (t.strip() for t in selector.split(","))):
         if "!=" in term or "(" in term:
@@ -130,10 +140,11 @@ def matches(labels: Mapping[str, str], selector: str) -> bool:
     return True
 
 
-class FakeKube:
-    """Drop-in for `KubeApi` in unit tests."""
+class FakeKube(KubeApi):
+    """`KubeApi` with the API server in memory: its own calls build the same paths, queries and
+    bodies as against a cluster, and `_request` answers them here."""
 
-    def __init__(self, now: datetime | None = None) -> None:
+    def __init__(self, now: datetime | None = None) -> None:  # no ApiClient: nothing leaves the process
         self.objects: dict[Key, dict[str, Any]] = {}
         self.writes: list[Write] = []
         self.now = now or datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
@@ -177,13 +188,48 @@ class FakeKube:
             and w.subresource == subresource
         )
 
-    # ---- the KubeApi interface --------------------------------------------------------------------
+    # ---- the API server --------------------------------------------------------------------------
 
-    def get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+        query: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        resource, namespace, name, subresource = _parse(path)
+        query = query or {}
+        if method == "GET" and name:
+            return self._get(resource, namespace, name)
+        if method == "GET":
+            return {"items": self._list(resource, namespace, query.get("labelSelector", ""))}
+        if method == "POST":
+            assert body is not None
+            return self._create(resource, namespace, body)
+        if method == "PATCH":
+            assert body is not None
+            return self._patch(
+                resource,
+                namespace,
+                name,
+                body,
+                content_type=content_type,
+                subresource=subresource,
+                field_manager=query.get("fieldManager", ""),
+                force=query.get("force") == "true",
+            )
+        if method == "DELETE":
+            assert body is not None
+            return self._delete(resource, namespace, name, body["preconditions"]["uid"])
+        raise NotImplementedError(method)
+
+    def _get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
         self._injected("get", resource)
         return copy.deepcopy(self._existing(resource, namespace, name))
 
-    def list(self, resource: Resource, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+    def _list(self, resource: Resource, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         self._injected("list", resource)
         found = [
             copy.deepcopy(obj)
@@ -193,7 +239,7 @@ class FakeKube:
         ]
         return found
 
-    def create(self, resource: Resource, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def _create(self, resource: Resource, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         self._injected("create", resource)
         name = body["metadata"]["name"]
         if self._key(resource, namespace, name) in self.objects:
@@ -205,17 +251,17 @@ class FakeKube:
         created = self.put(resource, stored)
         return self._wrote("create", resource, namespace, name, "", created)
 
-    def patch(
+    def _patch(
         self,
         resource: Resource,
         namespace: str,
         name: str,
         body: Mapping[str, Any],
         *,
-        content_type: str = STRATEGIC_MERGE_PATCH,
-        subresource: str = "",
-        field_manager: str = "",
-        force: bool = False,
+        content_type: str,
+        subresource: str,
+        field_manager: str,
+        force: bool,
     ) -> dict[str, Any]:
         self._injected("patch", resource)
         key = self._key(resource, namespace, name)
@@ -242,7 +288,7 @@ class FakeKube:
             raise NotImplementedError(content_type)
         return self._store_change(resource, key, current, patched, subresource, "patch")
 
-    def delete(self, resource: Resource, namespace: str, name: str, uid: str) -> dict[str, Any]:
+    def _delete(self, resource: Resource, namespace: str, name: str, uid: str) -> dict[str, Any]:
         self._injected("delete", resource)
         current = self._existing(resource, namespace, name)
         if current["metadata"]["uid"] != uid:

@@ -14,8 +14,8 @@ from .. import constants as c
 from .. import metrics
 from ..kube.events import EventPoster
 from ..state.requests import main_restart_count, pending_reboot, rebooted_image
-from .instance_api import DRAIN_TIMEOUT_S, InstanceApi
-from .rotation import OUT_FOR_REBOOT
+from .instance_api import InstanceApi
+from .rotation import OUT_FOR_REBOOT, leave_rotation_and_drain
 
 
 class RebootSteps:
@@ -38,15 +38,10 @@ class RebootSteps:
                 pod, "Warning", "RebootRefused", f"reboot {token}: the instance has no pinned image"
             )
             return
-        if not await self.api.label_rotation(pod, OUT_FOR_REBOOT):
+        if not await leave_rotation_and_drain(
+            self.api, self.post_event, pod, OUT_FOR_REBOOT, role.name, "restarting"
+        ):
             return
-        if not await self.api.wait_drained(namespace, role.name, pod):
-            self.post_event(
-                pod,
-                "Warning",
-                "DrainTimeout",
-                f"endpoint still ready after {DRAIN_TIMEOUT_S:.0f}s; restarting anyway",
-            )
         # The token and the restart count go in the same patch as the restart itself: exactly once.
         restart = {
             "metadata": {

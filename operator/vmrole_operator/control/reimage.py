@@ -22,8 +22,8 @@ from ..kube.events import EventPoster
 from ..models import VMRole
 from ..state.instance_state import in_rotation
 from ..state.requests import pending_reimage
-from .instance_api import DRAIN_TIMEOUT_S, POLL_S, InstanceApi
-from .rotation import OUT_FOR_REIMAGE
+from .instance_api import POLL_S, InstanceApi
+from .rotation import OUT_FOR_REIMAGE, leave_rotation_and_drain
 
 MAX_SURGE_WAIT_S = 300.0
 HELD_POLL_S = 2.0
@@ -55,15 +55,10 @@ class ReimageSteps:
         if waited is None:
             return  # the request went away, or the pod did
         pod = waited
-        if not await self.api.label_rotation(pod, OUT_FOR_REIMAGE):
+        if not await leave_rotation_and_drain(
+            self.api, self.post_event, pod, OUT_FOR_REIMAGE, role.name, "deleting"
+        ):
             return
-        if not await self.api.wait_drained(namespace, role.name, pod):
-            self.post_event(
-                pod,
-                "Warning",
-                "DrainTimeout",
-                f"endpoint still ready after {DRAIN_TIMEOUT_S:.0f}s; deleting anyway",
-            )
         if not await self.api.delete(pod):
             return  # already gone, or the name now belongs to a new pod
         metrics.count_action("reimage", "succeeded")

@@ -15,7 +15,7 @@ from .. import constants as c
 from .. import metrics
 from ..kube.events import EventPoster
 from ..state.requests import rotation_wanted
-from .instance_api import InstanceApi
+from .instance_api import DRAIN_TIMEOUT_S, InstanceApi
 
 IN_ROTATION: Final = "true"
 OUT_FOR_BUSY: Final = "busy"
@@ -50,3 +50,17 @@ class RotationSteps:
             self.post_event(pod, "Normal", "InstanceBusy", f"{c.BUSY_ANNOTATION}=true: out of rotation")
         elif previous == OUT_FOR_BUSY:
             self.post_event(pod, "Normal", "InstanceNotBusy", "busy cleared: back in rotation")
+
+
+async def leave_rotation_and_drain(
+    api: InstanceApi, post_event: EventPoster, pod: Mapping[str, Any], why: str, service: str, then: str
+) -> bool:
+    """Takes a ready instance out of rotation (the label names `why`) and waits until its endpoint
+    has drained; False when the pod is gone or replaced. A drain that times out is told, and the
+    caller goes on to `then` anyway."""
+    if not await api.label_rotation(pod, why):
+        return False
+    if not await api.wait_drained(pod["metadata"]["namespace"], service, pod):
+        message = f"endpoint still ready after {DRAIN_TIMEOUT_S:.0f}s; {then} anyway"
+        post_event(pod, "Warning", "DrainTimeout", message)
+    return True

@@ -110,56 +110,46 @@ def _check_container(check: AutoStartCheck, check_image: str) -> dict[str, Any]:
     }
 
 
-def _setup_container(role: VMRole, image: str) -> dict[str, Any] | None:
-    setup = role.spec.setup
-    if setup is None:
-        return None
-    container: dict[str, Any] = {
-        "name": c.SETUP_CONTAINER,
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": list(setup.command),
-    }
-    if setup.args is not None:
-        container["args"] = list(setup.args)
+def _image_container(
+    role: VMRole, name: str, image: str, command: list[str] | None, args: list[str] | None
+) -> dict[str, Any]:
+    """What the setup and the main container share: the golden image, the role's environment and
+    size (quotas and LimitRanges check init containers too), a read-only root and the disk."""
+    container: dict[str, Any] = {"name": name, "image": image, "imagePullPolicy": "IfNotPresent"}
+    if command is not None:
+        container["command"] = list(command)
+    if args is not None:
+        container["args"] = list(args)
     env = _env(role)
     if env is not None:
         container["env"] = env
     resources = _resources(role)
     if resources is not None:
-        # Same size as the main container: quotas and LimitRanges demanding limits check init containers.
         container["resources"] = resources
     container["securityContext"] = _container_security_context()
     mounts = _ephemeral_mounts(role)
-    if setup.answerFile is not None:
-        mounts.append(
-            {"name": c.ANSWER_FILE_VOLUME, "mountPath": setup.answerFile.mountPath, "readOnly": True}
-        )
     if mounts:
         container["volumeMounts"] = mounts
     return container
 
 
+def _setup_container(role: VMRole, image: str) -> dict[str, Any] | None:
+    setup = role.spec.setup
+    if setup is None:
+        return None
+    container = _image_container(role, c.SETUP_CONTAINER, image, setup.command, setup.args)
+    if setup.answerFile is not None:
+        answer = {"name": c.ANSWER_FILE_VOLUME, "mountPath": setup.answerFile.mountPath, "readOnly": True}
+        container["volumeMounts"] = [*container.get("volumeMounts", []), answer]
+    return container
+
+
 def _main_container(role: VMRole, image: str) -> dict[str, Any]:
     spec = role.spec
-    container: dict[str, Any] = {"name": c.MAIN_CONTAINER, "image": image, "imagePullPolicy": "IfNotPresent"}
-    if spec.command is not None:
-        container["command"] = list(spec.command)
-    if spec.args is not None:
-        container["args"] = list(spec.args)
-    env = _env(role)
-    if env is not None:
-        container["env"] = env
+    container = _image_container(role, c.MAIN_CONTAINER, image, spec.command, spec.args)
     ports = _container_ports(role)
     if ports:
         container["ports"] = ports
-    container["securityContext"] = _container_security_context()
-    resources = _resources(role)
-    if resources is not None:
-        container["resources"] = resources
-    mounts = _ephemeral_mounts(role)
-    if mounts:
-        container["volumeMounts"] = mounts
     main_check, extra_checks = auto_start_plan(spec.autoStart)
     if main_check is not None:
         delay = RESTART_GUARD_SECONDS if extra_checks else 0

@@ -1,9 +1,9 @@
 """An instance's state, computed purely from its pod as the API returns it.
 
-Every timestamp in the output is derived from timestamps already in the pods (or the previous
-status), never from the clock, so recomputing the status when nothing changed gives identical
-output and the operator writes nothing. `now` is used only to decide whether a deadline passed
-and to stamp a condition whose status changes.
+The vocabulary is the Azure VM Role's (CreatingVM ... ReadyRole ... FailedStartingRole), each state
+with the pod timestamp it started at, so the same pod always gives the same answer; `now` only
+decides whether the auto-start deadline has passed. Rotation is read here too: in rotation means
+kubelet-Ready and selected by the input Service.
 """
 
 from __future__ import annotations
