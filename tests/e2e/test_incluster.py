@@ -71,7 +71,6 @@ ALLOWED = [
     ("patch", "vmroles.vmrole.dev/status", "-A"),
     ("create", "deployments.apps", "-A"),
     ("delete", "pods", "-A"),
-    ("patch", "pods/status", "-A"),
     ("list", "endpointslices.discovery.k8s.io", "-A"),
     ("create", "events", "-A"),
 ]
@@ -89,6 +88,7 @@ DENIED = [
     ("create", "rolebindings.rbac.authorization.k8s.io", "-A"),
     ("delete", "deployments.apps", "-A"),
     ("delete", "vmroles.vmrole.dev", "-A"),
+    ("patch", "pods/status", "-A"),  # the kubelet alone decides whether an instance is Ready
     ("create", "pods", "-A --subresource=exec"),
     ("create", "pods", "-A --subresource=eviction"),
     ("delete", "namespaces", ""),
