@@ -28,6 +28,13 @@ OPERATOR_APP_LABEL: Final = APP_NAME_LABEL
 OPERATOR_APP: Final = "vmrole-operator"  # app.kubernetes.io/name of the operator's own pods
 NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"  # set on every namespace by the API server
 
+# Named instances (`web_IN_0`): the label says which pod holds a name, the annotation which name a pod
+# runs as (set when it is created, so setup can read it; state/names.py has the rules).
+INSTANCE_LABEL: Final = "vmrole.dev/instance"
+INSTANCE_NAME_ANNOTATION: Final = "vmrole.dev/instance-name"
+INSTANCE_NAME_INFIX: Final = "_IN_"
+POD_DELETION_COST_ANNOTATION: Final = "controller.kubernetes.io/pod-deletion-cost"
+
 # Request annotations (pod or VMRole).
 REIMAGE_ANNOTATION: Final = "vmrole.dev/reimage"
 REBOOT_ANNOTATION: Final = "vmrole.dev/reboot"
