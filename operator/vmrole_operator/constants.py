@@ -58,6 +58,19 @@ MAIN_CONTAINER: Final = "role"
 SETUP_CONTAINER: Final = "setup"
 EPHEMERAL_DISK_VOLUME: Final = "ephemeral-disk"
 ANSWER_FILE_VOLUME: Final = "answer-file"
+ROLE_ENVIRONMENT_VOLUME: Final = "role-environment"
+SETTINGS_VOLUME: Final = "settings"
+
+# The role environment inside every instance (Azure's RoleEnvironment), readable from setup on.
+ROLE_ENVIRONMENT_DIR: Final = "/etc/vmrole/role"  # instance-id, instances
+SETTINGS_DIR: Final = "/etc/vmrole/settings"  # one file per spec.settings key
+INSTANCE_ID_FILE: Final = "instance-id"
+INSTANCES_FILE: Final = "instances"
+# A pod annotation the operator moves when the files' content changed: the kubelet syncs a pod on
+# every change to it, and refreshes its ConfigMap and downward-API files then, within a second or
+# two, instead of at its next periodic sync (up to a minute and more).
+ENVIRONMENT_ANNOTATION: Final = "vmrole.dev/environment"
+SETTINGS_ROUND_ANNOTATION: Final = "vmrole.dev/settings"  # pod template, settingsChange: Reimage
 
 DEFAULT_RUN_AS_USER: Final = 65532
 DEFAULT_RUN_AS_GROUP: Final = 65532
@@ -65,6 +78,8 @@ DEFAULT_RUN_AS_GROUP: Final = 65532
 # Child object names are <role name><suffix>.
 INTERNAL_SERVICE_SUFFIX: Final = "-internal"
 ANSWER_FILE_CONFIGMAP_SUFFIX: Final = "-answer-file"
+SETTINGS_CONFIGMAP_SUFFIX: Final = "-settings"
+TOPOLOGY_CONFIGMAP_SUFFIX: Final = "-instances"
 
 # 63 (DNS-1035 label) minus len("-internal"): keeps every child name a valid Service name.
 MAX_ROLE_NAME_LENGTH: Final = 63 - len(INTERNAL_SERVICE_SUFFIX)

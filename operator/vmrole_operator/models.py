@@ -40,6 +40,11 @@ _DNS_1035 = re.compile(DNS_1035_PATTERN)
 
 # --- list bounds: CEL cost estimation multiplies by them, so every list a rule walks is bounded ---
 
+MAX_SETTINGS = 64
+MAX_SETTING_VALUE = 15000  # 64 of them and their keys stay under a ConfigMap's 1 MiB
+SETTING_KEY_PATTERN = r"^[-._a-zA-Z0-9]{1,253}$"
+_SETTING_KEY_RULE = "self.all(k, k.matches('^[-._a-zA-Z0-9]{1,253}$') && k != '.' && k != '..')"
+
 MAX_CHECKS = 16
 MAX_ENDPOINTS = 16
 MAX_MOUNT_PATHS = 16
@@ -67,6 +72,10 @@ MSG_ANSWER_MOUNT_CLASH = (
 MSG_NAME_TOO_LONG = (
     f"metadata.name: must be at most {c.MAX_ROLE_NAME_LENGTH} characters, "
     f"so that the Service <name>{c.INTERNAL_SERVICE_SUFFIX} is a valid name"
+)
+MSG_SETTING_KEY = (
+    "spec.settings: each key must be a file name of letters, digits, '-', '_' and '.' (not '.' or '..'),"
+    " at most 253 characters"
 )
 MSG_NAME_DNS_1035 = (
     "metadata.name: must be a DNS-1035 label (lowercase letters, digits and '-', starting with a "
@@ -546,6 +555,23 @@ class VMRoleSpec(_Spec):
         ge=1,
         le=86400,
     )
+    settings: dict[str, Annotated[str, Field(max_length=MAX_SETTING_VALUE)]] | None = Field(
+        default=None,
+        description=(
+            "Configuration settings, each a file /etc/vmrole/settings/<key> in every instance; a change "
+            "reaches running instances without replacing them (see settingsChange)."
+        ),
+        max_length=MAX_SETTINGS,
+        json_schema_extra={"x-kubernetes-validations": [_rule(_SETTING_KEY_RULE, MSG_SETTING_KEY)]},
+    )
+    settingsChange: Literal["InPlace", "Reboot", "Reimage"] = Field(
+        default="InPlace",
+        description=(
+            "What a settings change does to running instances: InPlace only rewrites the files; Reboot "
+            "and Reimage also restart or replace every instance, rolling, at most "
+            "upgrade.maxUnavailable at a time."
+        ),
+    )
     endpoints: Endpoints = Field(
         default_factory=lambda: Endpoints(),
         json_schema_extra=_defaults_of(Endpoints),
@@ -574,6 +600,14 @@ class VMRoleSpec(_Spec):
         default=None, description="Taints the instances tolerate (as a Pod's tolerations).", max_length=32
     )
 
+    @field_validator("settings")
+    @classmethod
+    def _setting_keys(cls, settings: dict[str, str] | None) -> dict[str, str] | None:
+        for key in settings or {}:
+            if not re.fullmatch(SETTING_KEY_PATTERN, key) or key in (".", ".."):
+                raise ValueError(MSG_SETTING_KEY)
+        return settings
+
     @model_validator(mode="after")
     def _cross_field(self) -> "VMRoleSpec":
         _unique_names(self.autoStart, "spec.autoStart")
@@ -600,9 +634,15 @@ _DATE_TIME: JsonDict = {"format": "date-time"}
 
 
 class InstanceStatus(_Status):
-    """One instance (pod) of the role."""
+    """One pod of the role, under the instance name it runs as."""
 
-    name: str = Field(description="Pod name.")
+    name: str = Field(
+        description=(
+            "Instance name, <role>_IN_<n>: kept across reimage, reboot, heal and upgrade. While a "
+            "replacement takes over, its old pod and the new one are both listed under it."
+        )
+    )
+    pod: str = Field(description="The pod serving (or about to serve) the instance now.")
     state: str = Field(
         description=(
             "Instance state: CreatingVM, StartingVM, StartingRole, ReadyRole, BusyRole, RestartingRole, "
@@ -652,6 +692,16 @@ class HealRecord(_Status):
     at: str = Field(description="When it was decided.", json_schema_extra=_DATE_TIME)
 
 
+class SettingsStatus(_Status):
+    """Which spec.settings the instances run with, and since when."""
+
+    hash: str = Field(description="Digest of spec.settings.")
+    changedAt: str = Field(
+        description="When they changed; instances started before, under settingsChange Reboot, restart.",
+        json_schema_extra=_DATE_TIME,
+    )
+
+
 class VMRoleStatus(_Status):
     """Observed state of a VM role."""
 
@@ -673,8 +723,8 @@ class VMRoleStatus(_Status):
     )
     instances: list[InstanceStatus] = Field(
         default_factory=list,
-        description="One entry per instance, sorted by name.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        description="One entry per pod, sorted by instance number.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["pod"]},
     )
     conditions: list[Condition] = Field(
         default_factory=list,
@@ -682,6 +732,7 @@ class VMRoleStatus(_Status):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     lastReimage: LastReimage | None = Field(default=None, description="The last handled reimage-all request.")
+    settings: SettingsStatus | None = Field(default=None, description="The settings in effect.")
     heals: int = Field(default=0, description="Automatic reimages done so far.")
     recentHeals: list[HealRecord] | None = Field(
         default=None, description="Automatic reimages of the last hour (the rate limit's memory)."
@@ -764,7 +815,12 @@ def _without_nulls(value: Any) -> Any:
 
 def parse_role(body: Mapping[str, Any]) -> VMRole:
     """Validate a VMRole object (as the API returns it); raise ValueError naming the bad field(s)."""
+    cleaned = _without_nulls(body)
     try:
-        return VMRole.model_validate(_without_nulls(body))
+        return VMRole.model_validate(cleaned)
     except ValidationError as error:
+        if all(e["loc"][:1] == ("status",) for e in error.errors()):
+            # A status written by an older operator is no reason to refuse the spec: the status is
+            # recomputed from the pods anyway.
+            return VMRole.model_validate({k: v for k, v in cleaned.items() if k != "status"})
         raise ValueError(f"invalid VMRole: {format_validation_error(error)}") from None

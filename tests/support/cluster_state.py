@@ -16,6 +16,7 @@ from vmrole_operator.indexes import (
     resolvers_by_role,
 )
 from vmrole_operator.kube.api import DEPLOYMENTS, PODS, VMROLES
+from vmrole_operator.state.names import assign, deletion_cost
 from vmrole_operator.state.observed import Observed
 
 
@@ -62,14 +63,23 @@ def instance_pod(
     annotations: dict[str, str] | None = None,
     restarts: int = 0,
     main: dict[str, Any] | None = None,
+    instance: str | None = "",
 ) -> dict[str, Any]:
-    """An instance pod as the role's ReplicaSet makes it and the kubelet reports it."""
+    """An instance pod as the role's ReplicaSet makes it, the admission webhook names it (`instance`:
+    "" for the next free number, None for no name) and the kubelet reports it."""
     deployment = kube.stored(DEPLOYMENTS, role["metadata"]["namespace"], role["metadata"]["name"])
     template = copy.deepcopy(deployment["spec"]["template"]) if deployment else {"metadata": {}, "spec": {}}
     meta = template["metadata"]
     meta.update(name=name, namespace=role["metadata"]["namespace"])
     meta["labels"] = {**(meta.get("labels") or {}), **(labels or {})}
     meta["annotations"] = {**(meta.get("annotations") or {}), **(annotations or {})}
+    if instance is not None:
+        role_name = role["metadata"]["name"]
+        others = kube.list(PODS, role["metadata"]["namespace"], f"{c.ROLE_LABEL}={role_name}")
+        chosen = instance or assign(role_name, others, template).name
+        meta["labels"][c.INSTANCE_LABEL] = chosen
+        meta["annotations"][c.INSTANCE_NAME_ANNOTATION] = chosen
+        meta["annotations"][c.POD_DELETION_COST_ANNOTATION] = str(deletion_cost(role_name, chosen))
     meta["ownerReferences"] = [
         {
             "apiVersion": "apps/v1",

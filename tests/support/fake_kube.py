@@ -22,7 +22,7 @@ import copy
 import itertools
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -151,6 +151,7 @@ class FakeKube(KubeApi):
         self._versions = itertools.count(1000)
         self._applied: dict[tuple[Key, str], dict[str, Any]] = {}
         self._crash_in: int | None = None
+        self._crash_when: Callable[[Write], bool] | None = None
         self._fail: list[tuple[str, str, ApiException]] = []
 
     # ---- test controls ----------------------------------------------------------------------------
@@ -169,6 +170,10 @@ class FakeKube(KubeApi):
     def crash_after(self, writes: int) -> None:
         """The `writes`-th next successful write raises `Crash` once it took effect."""
         self._crash_in = writes
+
+    def crash_on(self, when: Callable[[Write], bool]) -> None:
+        """The next successful write that `when` picks raises `Crash` once it took effect."""
+        self._crash_when = when
 
     def fail_next(self, verb: str, plural: str, status: int, reason: str = "Injected") -> None:
         """The next `verb` on `plural` answers `status` without taking effect."""
@@ -375,7 +380,11 @@ class FakeKube(KubeApi):
         subresource: str,
         result: dict[str, Any],
     ) -> dict[str, Any]:
-        self.writes.append(Write(verb, resource.plural, namespace, name, subresource))
+        write = Write(verb, resource.plural, namespace, name, subresource)
+        self.writes.append(write)
+        if self._crash_when is not None and self._crash_when(write):
+            self._crash_when = None
+            raise Crash(f"killed after {verb} {resource.plural}/{name}")
         if self._crash_in is not None:
             self._crash_in -= 1
             if self._crash_in <= 0:

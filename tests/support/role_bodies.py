@@ -44,7 +44,8 @@ def example_body() -> dict[str, Any]:
             "selector": "vmrole.dev/role=web",
             "instances": [
                 {
-                    "name": "web-7d9c5-x2k4p",
+                    "name": "web_IN_0",
+                    "pod": "web-7d9c5-x2k4p",
                     "state": "ReadyRole",
                     "ready": True,
                     "restarts": 0,

@@ -235,6 +235,7 @@ def test_status_schema(schema: dict[str, Any]) -> None:
         "instances",
         "conditions",
         "lastReimage",
+        "settings",
         "heals",
         "recentHeals",
     }
@@ -243,9 +244,10 @@ def test_status_schema(schema: dict[str, Any]) -> None:
     assert node_at(schema, ".status.conditions[].status")["enum"] == ["True", "False", "Unknown"]
     assert node_at(schema, ".status.conditions[].lastTransitionTime")["format"] == "date-time"
     assert node_at(schema, ".status.conditions")["x-kubernetes-list-map-keys"] == ["type"]
-    assert node_at(schema, ".status.instances")["x-kubernetes-list-map-keys"] == ["name"]
+    assert node_at(schema, ".status.instances")["x-kubernetes-list-map-keys"] == ["pod"]
     assert set(node_at(schema, ".status.instances[]")["properties"]) == {
         "name",
+        "pod",
         "state",
         "ready",
         "restarts",

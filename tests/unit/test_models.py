@@ -311,3 +311,22 @@ def test_parse_does_not_mutate_the_body() -> None:
     before = copy.deepcopy(body)
     parse_role(body)
     assert body == before
+
+
+def test_a_status_an_older_operator_wrote_never_makes_the_spec_unusable() -> None:
+    body = example_body()
+    del body["status"]["instances"][0]["pod"]  # before named instances, entries had no pod
+    role = parse_role(body)
+    assert role.status is None
+    assert role.spec.instances == 3
+
+
+def test_settings_keys_are_file_names() -> None:
+    assert parse_role(minimal_body(settings={"db.url": "x", "greeting": "hi"})).spec.settings == {
+        "db.url": "x",
+        "greeting": "hi",
+    }
+    for key in ("..", ".", "a/b", "", "k" * 254):
+        with pytest.raises(ValueError, match="spec.settings"):
+            parse_role(minimal_body(settings={key: "x"}))
+    assert parse_role(minimal_body()).spec.settingsChange == "InPlace"

@@ -19,9 +19,12 @@ from ..kube.events import EventPoster
 from ..models import VMRole
 from ..specs.children import build_children
 from ..specs.drift import child_differs
+from ..specs.environment import topology_configmap_name
 from ..state.instance_state import seconds_to_next_deadline
 from ..state.observed import Observed, trim_child
 from .image_pinning import ImagePinning, Pin, current_pin
+from .instance_names import InstanceNames
+from .role_environment import nudge, topology_of
 from .role_reader import RoleReader
 from .role_workers import Work
 from .status_writer import StatusWriter
@@ -54,6 +57,7 @@ class RoleReconciler:
         self.post_event = post_event
         self.pinning = ImagePinning(kube, post_event)
         self.status = StatusWriter(kube, post_event)
+        self.names = InstanceNames(kube, post_event)
 
     def run(self, namespace: str, name: str, work: Work, observed: Observed) -> float | None:
         """Converges one role: for RECONCILE its image pin, reimage round and children; always its
@@ -68,6 +72,7 @@ class RoleReconciler:
             status = dict(body.get("status") or {})
             pin = current_pin(role, status)
             deployment = observed.child("Deployment", name)
+            topology = topology_of(role, observed.pods)
             if work >= Work.RECONCILE:
                 if not pin.covers(role.spec.image):
                     pin = self.pinning.resolve(body, role, pin, observed)
@@ -75,10 +80,26 @@ class RoleReconciler:
                         status.update(image=pin.image, specImage=pin.resolved_from)
                 self.status.start_reimage_round(body, role, status, self.clock.now())
                 reimage_round = (status.get("lastReimage") or {}).get("token")
-                deployment = self._ensure_children(body, role, pin, reimage_round, observed)
+                deployment = self._ensure_children(body, role, pin, reimage_round, topology, observed)
+            else:
+                # Pods came, went or changed: the instance list may have, too.
+                wanted = topology_configmap_name(role)
+                children = self._children(body, role, pin, None, topology)
+                [instances] = [ch for ch in children if ch["metadata"]["name"] == wanted]
+                self._apply_child(body, instances, observed)
+            if not self.names.keep(body, role.name, observed.pods):
+                nudge(self.kube, role, observed.pods)
             now = self.clock.now()
             self.status.write(body, role, pin, status, observed.pods, deployment, now)
             return seconds_to_next_deadline(role, observed.pods, now)
+
+    def _children(
+        self, body: Mapping[str, Any], role: VMRole, pin: Pin, reimage_round: str | None, topology: str
+    ) -> list[dict[str, Any]]:
+        image = pin.image or role.spec.image
+        return build_children(
+            body, role, image, role.spec.instances, reimage_round, self.check_image, topology=topology
+        )
 
     def _ensure_children(
         self,
@@ -86,12 +107,12 @@ class RoleReconciler:
         role: VMRole,
         pin: Pin,
         reimage_round: str | None,
+        topology: str,
         observed: Observed,
     ) -> dict[str, Any] | None:
         """Applies what drifted, deletes what is no longer asked for; returns the Deployment."""
         namespace = body["metadata"]["namespace"]
-        image = pin.image or role.spec.image
-        children = build_children(body, role, image, role.spec.instances, reimage_round, self.check_image)
+        children = self._children(body, role, pin, reimage_round, topology)
         if pin.image is None:
             # Nothing runs before the golden image is pinned; Services and policy may exist already.
             children = [ch for ch in children if ch["kind"] != "Deployment"]

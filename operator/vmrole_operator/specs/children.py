@@ -12,6 +12,7 @@ from .. import constants as c
 from ..models import VMRole
 from .answer_file import build_answer_file_configmap
 from .deployment import build_deployment
+from .environment import build_settings_configmap, build_topology_configmap
 from .labels import role_labels
 from .network_policy import build_network_policy
 from .services import build_input_service, build_internal_service
@@ -24,13 +25,17 @@ def build_children(
     replicas: int,
     reimage_round: str | None = None,
     check_image: str = c.DEFAULT_CHECK_IMAGE,
+    topology: str = "",
 ) -> list[dict[str, Any]]:
     """Every child object of the role, labelled, namespaced and owned by the VMRole `owner`.
 
-    Ordered so that what the Deployment's pods mount (the answer-file ConfigMap) comes first.
+    `topology` is the `instances` file as the role's pods make it now (environment.topology_text).
+    Ordered so that what the Deployment's pods mount (the ConfigMaps) comes first.
     """
     candidates = [
         build_answer_file_configmap(role),
+        build_settings_configmap(role) if role.spec.settings else None,
+        build_topology_configmap(role, topology),
         build_deployment(role, image, replicas, reimage_round, check_image),
         build_input_service(role),
         build_internal_service(role),

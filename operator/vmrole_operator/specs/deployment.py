@@ -8,6 +8,7 @@ from .. import constants as c
 from ..models import AutoStartCheck, Endpoint, VMRole
 from .answer_file import answer_file_volume
 from .auto_start import PROBE_PERIOD_SECONDS, PROBE_TIMEOUT_SECONDS, RESTART_GUARD_SECONDS, auto_start_plan
+from .environment import environment_mounts, environment_volumes, settings_hash
 from .labels import pool_selector, role_labels
 
 
@@ -127,9 +128,7 @@ def _image_container(
     if resources is not None:
         container["resources"] = resources
     container["securityContext"] = _container_security_context()
-    mounts = _ephemeral_mounts(role)
-    if mounts:
-        container["volumeMounts"] = mounts
+    container["volumeMounts"] = [*_ephemeral_mounts(role), *environment_mounts()]
     return container
 
 
@@ -188,6 +187,7 @@ def build_deployment(
     answer_volume = answer_file_volume(role)
     if answer_volume is not None:
         volumes.append(answer_volume)
+    volumes += environment_volumes(role)
 
     _, extra_checks = auto_start_plan(spec.autoStart)
     pod_spec: dict[str, Any] = {
@@ -205,16 +205,21 @@ def build_deployment(
     setup = _setup_container(role, image)
     if setup is not None:
         pod_spec["initContainers"] = [setup]
-    if volumes:
-        pod_spec["volumes"] = volumes
+    pod_spec["volumes"] = volumes
     if spec.nodeSelector is not None:
         pod_spec["nodeSelector"] = dict(spec.nodeSelector)
     if spec.tolerations:
         pod_spec["tolerations"] = [t.model_dump(exclude_none=True) for t in spec.tolerations]
 
     template_metadata: dict[str, Any] = {"labels": pod_labels}
+    annotations = {}
     if reimage_round is not None:
-        template_metadata["annotations"] = {c.REIMAGE_ROUND_ANNOTATION: reimage_round}
+        annotations[c.REIMAGE_ROUND_ANNOTATION] = reimage_round
+    if spec.settingsChange == "Reimage":
+        # New settings replace every instance, rolling: the template changes with them.
+        annotations[c.SETTINGS_ROUND_ANNOTATION] = settings_hash(role)
+    if annotations:
+        template_metadata["annotations"] = annotations
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

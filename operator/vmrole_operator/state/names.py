@@ -195,3 +195,15 @@ def renames(role: str, pods: Sequence[Mapping[str, Any]]) -> list[Rename]:
 def name_of(pod: Mapping[str, Any]) -> str:
     """The name shown for a pod: the one it holds, else the one it runs as, else its pod name."""
     return held_name(pod) or running_as(pod) or str(metadata_of(pod).get("name", ""))
+
+
+def holders_by_number(role: str, pods: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(name, pod IP) of every pod holding a name and having an IP, in number order."""
+    found = [
+        (number, name, str(ip))
+        for pod in pods
+        if (name := held_name(pod)) is not None
+        and (number := instance_number(role, name)) is not None
+        and (ip := pod_status_of(pod).get("podIP"))
+    ]
+    return [(name, ip) for _, name, ip in sorted(found)]

@@ -26,6 +26,7 @@ from .instance_state import (
     metadata_of,
     pod_status_of,
 )
+from .names import instance_number, name_of
 
 _MAX_NAMED_IN_MESSAGE = 10
 
@@ -68,7 +69,8 @@ def _instance_entry(
     main = container_status(pod, c.MAIN_CONTAINER)
     restarts = main.get("restartCount", 0) if main is not None else 0
     entry: dict[str, Any] = {
-        "name": str(metadata_of(pod).get("name", "")),
+        "name": name_of(pod),
+        "pod": str(metadata_of(pod).get("name", "")),
         "state": state.value,
         "ready": state is InstanceState.READY_ROLE,
         "restarts": restarts if isinstance(restarts, int) else 0,
@@ -84,6 +86,12 @@ def _instance_entry(
     if message:
         entry["message"] = message
     return entry
+
+
+def _by_number(role: str, pod: Mapping[str, Any]) -> tuple[int, str, str]:
+    name = name_of(pod)
+    number = instance_number(role, name)
+    return (number if number is not None else 2**31, name, str(metadata_of(pod).get("name", "")))
 
 
 def _available(role: VMRole, ready: int, generation: int | None) -> dict[str, Any]:
@@ -170,7 +178,7 @@ def compute_status(
     generation = generation if isinstance(generation, int) else None
     timeout_s = role.spec.autoStartTimeoutSeconds
 
-    ordered = sorted(pods, key=lambda pod: str(metadata_of(pod).get("name", "")))
+    ordered = sorted(pods, key=lambda pod: _by_number(role.name, pod))
     main_check, _ = auto_start_plan(role.spec.autoStart)
     instances = [
         _instance_entry(pod, now, timeout_s, main_check.name if main_check else None) for pod in ordered

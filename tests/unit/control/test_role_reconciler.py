@@ -114,9 +114,14 @@ def test_a_run_with_nothing_changed_writes_nothing_even_after_a_restart() -> Non
     restarted.run(Work.STATUS)
     assert kube.writes[written:] == []
     assert restarted.events == []
-    kinds = {(w.resource, w.name) for w in kube.writes if w.verb == "patch" and not w.subresource}
+    kinds = {
+        (w.resource, w.name)
+        for w in kube.writes
+        if w.verb == "patch" and not w.subresource and w.resource != "pods"
+    }
     assert kinds == {
         ("configmaps", "web-answer-file"),
+        ("configmaps", "web-instances"),
         ("deployments", "web"),
         ("services", "web"),
         ("services", "web-internal"),
@@ -203,7 +208,7 @@ def test_a_heal_is_recorded_before_it_is_requested_and_requested_once(crash_afte
     pod = _crash_looping(kube, "web-a")
     first = Operator(kube)
     if crash_after:
-        kube.crash_after(crash_after)  # dies right after the status write
+        kube.crash_on(lambda w: w.subresource == "status")  # dies right after the status write
         with pytest.raises(Crash):
             first.run(Work.STATUS)
         status = stored_role(kube)["status"]
@@ -256,3 +261,63 @@ def test_a_role_that_is_gone_is_left_alone() -> None:
     kube = FakeKube()
     assert Operator(kube).run() is None
     assert kube.writes == []
+
+
+def test_the_instance_list_follows_the_pods_and_running_instances_are_nudged_once() -> None:
+    kube = FakeKube()
+    put_role(kube, image=DIGEST_IMAGE, endpoints=ENDPOINTS, autoStart=CHECKS)
+    op = Operator(kube)
+    op.run()
+    assert kube.stored(CONFIGMAPS, "ns", "web-instances")["data"] == {"instances": ""}
+    instance_pod(kube, stored_role(kube), "web-a", ip="10.244.0.10")
+    instance_pod(kube, stored_role(kube), "web-b", ip="10.244.0.11")
+    op.run(Work.STATUS)
+    assert kube.stored(CONFIGMAPS, "ns", "web-instances")["data"]["instances"] == (
+        "web_IN_0 10.244.0.10 peer=10.244.0.10:7000\nweb_IN_1 10.244.0.11 peer=10.244.0.11:7000\n"
+    )
+    versions = {
+        name: kube.stored(PODS, "ns", name)["metadata"]["annotations"][c.ENVIRONMENT_ANNOTATION]
+        for name in ("web-a", "web-b")
+    }
+    assert len(set(versions.values())) == 1  # both told the same content
+    before = len(kube.writes)
+    op.run(Work.STATUS)
+    assert kube.writes[before:] == []  # told once
+
+
+def test_a_replacement_takes_over_the_name_once_it_is_in_rotation() -> None:
+    kube = FakeKube()
+    put_role(kube, image=DIGEST_IMAGE, instances=1, autoStart=CHECKS)
+    op = Operator(kube)
+    op.run()
+    victim = instance_pod(kube, stored_role(kube), "web-a", annotations={c.REIMAGE_ANNOTATION: "t"})
+    replacement = instance_pod(kube, stored_role(kube), "web-b", ready=False, instance=None)
+    replacement["metadata"]["annotations"][c.INSTANCE_NAME_ANNOTATION] = "web_IN_0"  # as the webhook does
+    kube.put(PODS, replacement)
+    op.run(Work.STATUS)
+    assert kube.stored(PODS, "ns", "web-a")["metadata"]["labels"][c.INSTANCE_LABEL] == "web_IN_0"
+    replacement = kube.stored(PODS, "ns", "web-b")
+    replacement["status"]["conditions"][0]["status"] = "True"  # the kubelet: Ready
+    kube.put(PODS, replacement)
+    op.run(Work.STATUS)
+    assert c.INSTANCE_LABEL not in kube.stored(PODS, "ns", "web-a")["metadata"]["labels"]
+    assert kube.stored(PODS, "ns", "web-b")["metadata"]["labels"][c.INSTANCE_LABEL] == "web_IN_0"
+    assert "InstanceTakenOver" in op.reasons()
+    instances = {i["pod"]: i["name"] for i in stored_role(kube)["status"]["instances"]}
+    assert instances == {"web-a": "web_IN_0", "web-b": "web_IN_0"}  # the old one drains, still listed
+    assert victim["metadata"]["uid"] == kube.stored(PODS, "ns", "web-a")["metadata"]["uid"]
+
+
+def test_a_pod_created_while_the_operator_was_down_is_named_when_it_returns() -> None:
+    kube = FakeKube()
+    put_role(kube, image=DIGEST_IMAGE, instances=2, autoStart=CHECKS)
+    op = Operator(kube)
+    op.run()
+    instance_pod(kube, stored_role(kube), "web-a")
+    instance_pod(kube, stored_role(kube), "web-b", instance=None)
+    op.run(Work.STATUS)
+    meta = kube.stored(PODS, "ns", "web-b")["metadata"]
+    assert meta["labels"][c.INSTANCE_LABEL] == "web_IN_1"
+    assert meta["annotations"][c.INSTANCE_NAME_ANNOTATION] == "web_IN_1"
+    assert meta["annotations"][c.POD_DELETION_COST_ANNOTATION] == "-1"
+    assert op.reasons().count("InstanceNamed") == 2  # on the pod and on the role

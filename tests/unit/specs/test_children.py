@@ -18,6 +18,7 @@ def test_build_children_are_owned_and_labelled() -> None:
     children = build_children(owner, parse_role(owner), PINNED, 3)
     assert [(ch["kind"], ch["metadata"]["name"]) for ch in children] == [
         ("ConfigMap", "web-answer-file"),
+        ("ConfigMap", "web-instances"),
         ("Deployment", "web"),
         ("Service", "web"),
         ("Service", "web-internal"),
@@ -41,14 +42,14 @@ def test_build_children_are_owned_and_labelled() -> None:
             }
         ]
     # Owner labels never reach the pod template (that would roll every instance).
-    assert children[1]["spec"]["template"]["metadata"]["labels"] == {
+    assert children[2]["spec"]["template"]["metadata"]["labels"] == {
         c.ROLE_LABEL: "web",
         c.IN_POOL_LABEL: "true",
         c.IN_ROTATION_LABEL: "true",
     }
     # Each child has its own owner-reference dict.
     children[0]["metadata"]["ownerReferences"][0]["name"] = "changed"
-    assert children[1]["metadata"]["ownerReferences"][0]["name"] == "web"
+    assert children[2]["metadata"]["ownerReferences"][0]["name"] == "web"
 
 
 def test_build_children_never_a_statefulset() -> None:
@@ -59,10 +60,21 @@ def test_build_children_never_a_statefulset() -> None:
         assert kinds.count("Deployment") == 1
 
 
-def test_minimal_role_has_only_a_deployment() -> None:
+def test_minimal_role_has_a_deployment_and_its_instance_list() -> None:
     owner = owner_body(minimal_body())
     children = build_children(owner, parse_role(owner), PINNED, 1)
-    assert [child["kind"] for child in children] == ["Deployment"]
+    assert [(child["kind"], child["metadata"]["name"]) for child in children] == [
+        ("ConfigMap", "web-instances"),
+        ("Deployment", "web"),
+    ]
+
+
+def test_settings_get_a_configmap_of_their_own() -> None:
+    owner = owner_body(minimal_body(settings={"greeting": "hello", "db.url": "x"}))
+    children = build_children(owner, parse_role(owner), PINNED, 1, topology="web_IN_0 10.0.0.1\n")
+    by_name = {child["metadata"]["name"]: child for child in children}
+    assert by_name["web-settings"]["data"] == {"greeting": "hello", "db.url": "x"}
+    assert by_name["web-instances"]["data"] == {"instances": "web_IN_0 10.0.0.1\n"}
 
 
 def test_builders_are_pure() -> None:

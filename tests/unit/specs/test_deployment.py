@@ -83,6 +83,8 @@ def test_main_container() -> None:
     assert main["volumeMounts"] == [
         {"name": c.EPHEMERAL_DISK_VOLUME, "mountPath": "/scratch", "subPath": "scratch"},
         {"name": c.EPHEMERAL_DISK_VOLUME, "mountPath": "/tmp", "subPath": "tmp"},
+        {"name": "role-environment", "mountPath": "/etc/vmrole/role", "readOnly": True},
+        {"name": "settings", "mountPath": "/etc/vmrole/settings", "readOnly": True},
     ]
     assert "resources" not in main
     assert "livenessProbe" not in main
@@ -162,7 +164,7 @@ def test_one_emptydir_many_mount_points() -> None:
     spec = pod_spec(build_deployment(example_role(), PINNED, 3))
     disks = [v for v in spec["volumes"] if v["name"] == c.EPHEMERAL_DISK_VOLUME]
     assert disks == [{"name": c.EPHEMERAL_DISK_VOLUME, "emptyDir": {"sizeLimit": "256Mi"}}]
-    subpaths = [m["subPath"] for m in spec["containers"][0]["volumeMounts"]]
+    subpaths = [m["subPath"] for m in spec["containers"][0]["volumeMounts"] if "subPath" in m]
     assert len(set(subpaths)) == len(subpaths)
 
 
@@ -175,8 +177,8 @@ def test_subpath_for(path: str, sub: str) -> None:
 
 def test_no_disk_when_no_mount_paths() -> None:
     spec = pod_spec(build_deployment(parse_role(minimal_body(ephemeralDisk={"mountPaths": []})), PINNED, 1))
-    assert "volumes" not in spec
-    assert "volumeMounts" not in spec["containers"][0]
+    assert c.EPHEMERAL_DISK_VOLUME not in [v["name"] for v in spec["volumes"]]
+    assert [m["name"] for m in spec["containers"][0]["volumeMounts"]] == ["role-environment", "settings"]
 
 
 def test_setup_init_container() -> None:
@@ -216,7 +218,7 @@ def test_setup_without_answer_file() -> None:
     spec = pod_spec(build_deployment(role, PINNED, 1))
     [setup] = spec["initContainers"]
     assert setup["args"] == ["--quiet"]
-    assert [v["name"] for v in spec["volumes"]] == [c.EPHEMERAL_DISK_VOLUME]
+    assert [v["name"] for v in spec["volumes"]] == [c.EPHEMERAL_DISK_VOLUME, "role-environment", "settings"]
 
 
 def test_no_init_container_without_setup() -> None:

@@ -59,7 +59,8 @@ def test_compute_status_shape() -> None:
     assert [i["name"] for i in status["instances"]] == sorted(i["name"] for i in status["instances"])
     by_name = {i["name"]: i for i in status["instances"]}
     assert by_name["web-7d9c5b6f4-aaaaa"] == {
-        "name": "web-7d9c5b6f4-aaaaa",
+        "name": "web-7d9c5b6f4-aaaaa",  # no instance name on the pod: the pod's
+        "pod": "web-7d9c5b6f4-aaaaa",
         "state": "ReadyRole",
         "ready": True,
         "restarts": 0,
