@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ from kubernetes import client, config
 
 from . import constants as c
 from . import metrics
+from .admission import HANDLER_ID, RegisteringWebhookServer, Reservations, WebhookSettings, name_new_pod
 from .control.instance_operations import InstanceOperations
 from .control.role_reader import RoleReader
 from .control.role_reconciler import RoleReconciler
@@ -69,6 +71,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.indexed = IndexedObjects()
     memo.workers = RoleWorkers(reconciler.run, memo.indexed.snapshot, WORKER_THREADS)
     memo.operations = InstanceOperations(kube, roles, post_event)
+    memo.reservations = Reservations()
+    if WEBHOOK.enabled:
+        settings.admission.server = RegisteringWebhookServer(WEBHOOK, kube)
 
 
 @kopf.on.cleanup()
@@ -170,6 +175,37 @@ def _refuse_requests_on_non_instance(body: kopf.Body) -> None:
             "NotAnInstance",
             f"{', '.join(asked)} ignored: pod {body.metadata.name} is not an instance of a VMRole",
         )
+
+
+def name_instance(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, dryrun: bool = False, **kwargs: Any
+) -> None:
+    """Admission of a new instance pod: its name, before setup runs (admission.py)."""
+    namespace = str(body.metadata.namespace or "")
+    role = str(body.metadata.labels.get(c.ROLE_LABEL))
+    try:
+        memo.indexed.remember(kwargs)
+        pods = memo.indexed.snapshot(namespace, role).pods
+    except (KeyError, RuntimeError):
+        return  # too early after a start: the pod starts unnamed and is named once it runs
+    reservations = Reservations() if dryrun else memo.reservations
+    marks = name_new_pod(dict(body), namespace, pods, reservations, time.monotonic())
+    patch.metadata.setdefault("labels", {}).update(marks["labels"])
+    patch.metadata.setdefault("annotations", {}).update(marks["annotations"])
+
+
+WEBHOOK = WebhookSettings.from_env()
+if WEBHOOK.enabled:
+    kopf.on.mutate(
+        "",
+        "v1",
+        "pods",
+        id=HANDLER_ID,
+        operations=["CREATE"],
+        labels={c.ROLE_LABEL: kopf.PRESENT},
+        ignore_failures=True,
+        side_effects=False,
+    )(name_instance)
 
 
 @kopf.on.probe(id="now")

@@ -117,8 +117,10 @@ def _parse(path: str) -> tuple[Resource, str, str, str]:
         api_version, rest = parts[1], parts[2:]
     else:
         api_version, rest = f"{parts[1]}/{parts[2]}", parts[3:]
-    assert rest[0] == "namespaces", path
-    namespace, plural, *tail = rest[1:]
+    if rest[0] == "namespaces" and len(rest) > 2:
+        namespace, plural, *tail = rest[1:]
+    else:
+        namespace, plural, *tail = "", *rest  # cluster-scoped
     name = tail[0] if tail else ""
     subresource = tail[1] if len(tail) > 1 else ""
     return Resource(api_version, plural), namespace, name, subresource

@@ -327,6 +327,6 @@ def test_settings_keys_are_file_names() -> None:
         "greeting": "hi",
     }
     for key in ("..", ".", "a/b", "", "k" * 254):
-        with pytest.raises(ValueError, match="spec.settings"):
+        with pytest.raises(ValueError, match=r"spec\.settings"):
             parse_role(minimal_body(settings={key: "x"}))
     assert parse_role(minimal_body()).spec.settingsChange == "InPlace"

@@ -30,9 +30,7 @@ class InstanceNames:
             labels = {c.INSTANCE_LABEL: rename.name if rename.holds else None}
             annotations = {
                 c.INSTANCE_NAME_ANNOTATION: rename.name,
-                c.POD_DELETION_COST_ANNOTATION: str(
-                    deletion_cost(role, rename.name if rename.holds else None)
-                ),
+                c.POD_DELETION_COST_ANNOTATION: str(deletion_cost(role, rename.name)),
             }
             if self._patch(rename.pod, labels, annotations):
                 pod_name = rename.pod["metadata"]["name"]

@@ -31,8 +31,10 @@ class Resource:
     plural: str
 
     def path(self, namespace: str, name: str = "", subresource: str = "") -> str:
+        """The REST path; an empty namespace means a cluster-scoped resource."""
         root = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
-        path = f"{root}/namespaces/{quote(namespace, safe='')}/{self.plural}"
+        scope = f"/namespaces/{quote(namespace, safe='')}" if namespace else ""
+        path = f"{root}{scope}/{self.plural}"
         if name:
             path += f"/{quote(name, safe='')}"
         if subresource:
@@ -47,6 +49,7 @@ DEPLOYMENTS = Resource("apps/v1", "deployments")
 NETWORK_POLICIES = Resource("networking.k8s.io/v1", "networkpolicies")
 ENDPOINT_SLICES = Resource("discovery.k8s.io/v1", "endpointslices")
 VMROLES = Resource(c.API_VERSION, c.PLURAL)
+MUTATING_WEBHOOKS = Resource("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations")
 
 BY_KIND = {
     "Pod": PODS,
