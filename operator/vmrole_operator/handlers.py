@@ -11,6 +11,7 @@ deleting a VMRole or a pod never waits for the operator.
 from __future__ import annotations
 
 import datetime
+import fnmatch
 import logging
 import os
 import time
@@ -183,6 +184,8 @@ def name_instance(
     """Admission of a new instance pod: its name, before setup runs (admission.py)."""
     namespace = str(body.metadata.namespace or "")
     role = str(body.metadata.labels.get(c.ROLE_LABEL))
+    if WATCHED and not any(fnmatch.fnmatchcase(namespace, pattern) for pattern in WATCHED):
+        return  # another operator's namespace: this one knows nothing of its pods
     try:
         memo.indexed.remember(kwargs)
         pods = memo.indexed.snapshot(namespace, role).pods
@@ -195,6 +198,7 @@ def name_instance(
 
 
 WEBHOOK = WebhookSettings.from_env()
+WATCHED = [ns for ns in os.environ.get("VMROLE_NAMESPACES", "").split(",") if ns]
 if WEBHOOK.enabled:
     kopf.on.mutate(
         "",
