@@ -35,9 +35,11 @@ class OperatorLog:
 
 
 class OperatorProcess(OperatorLog):
-    def __init__(self, log_path: Path, namespaces: str = "") -> None:
+    def __init__(self, log_path: Path, namespaces: str = "", webhook: tuple[str, str] | None = None) -> None:
+        """`webhook`: the MutatingWebhookConfiguration it keeps, and the namespace label it serves."""
         self.log_path = log_path
         self.namespaces = namespaces
+        self.webhook = webhook
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -54,6 +56,17 @@ class OperatorProcess(OperatorLog):
             "VMROLE_LOG_FORMAT": "json",
             "VMROLE_NAMESPACES": self.namespaces,
         }
+        if self.webhook is not None:
+            config, selector = self.webhook
+            # The API server reaches this process on the host: through loopback on the local
+            # cluster, through the address the cluster's env file names elsewhere (kind).
+            host = os.environ.get("VMROLE_E2E_WEBHOOK_HOST", "127.0.0.1")
+            env |= {
+                "VMROLE_WEBHOOK_CONFIG": config,
+                "VMROLE_WEBHOOK_NAMESPACE_SELECTOR": selector,
+                "VMROLE_WEBHOOK_LISTEN": f"{'127.0.0.1' if host == '127.0.0.1' else '0.0.0.0'}:0",
+                "VMROLE_WEBHOOK_HOST": host,
+            }
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
