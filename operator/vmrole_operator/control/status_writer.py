@@ -25,6 +25,7 @@ from ..state.instance_state import auto_start_deadline
 from ..state.requests import role_reimage_token
 from ..state.role_status import compute_status
 from .image_pinning import Pin
+from .settings_rollout import SettingsRollout, settings_record
 from .status_io import patch_role_status
 
 WARNING_STATES = {
@@ -38,6 +39,7 @@ class StatusWriter:
     def __init__(self, kube: KubeApi, post_event: EventPoster) -> None:
         self.kube = kube
         self.post_event = post_event
+        self.settings = SettingsRollout(kube, post_event)
 
     def start_reimage_round(
         self, body: Mapping[str, Any], role: VMRole, status: dict[str, Any], now: datetime
@@ -82,12 +84,16 @@ class StatusWriter:
         else:
             status.pop("recentHeals", None)
         status["heals"] = int(status.get("heals") or 0) + len(heals.new)
+        status["settings"] = settings_record(role, previous.get("settings"), now)
         if status != previous:
             # A merge patch keeps keys it does not name, so name the ones that went away as null.
             patch: dict[str, Any] = {k: None for k in previous if k not in status}
             patch.update(status)
             patch_role_status(self.kube, namespace, name, patch)
             self._announce_state_changes(body, role, previous, status, pods, now)
+            self.settings.announce(body, role, previous.get("settings"), status["settings"])
+        # Committed in status (above, or by an earlier run): now act on it.
+        self.settings.reboot(role, pods, status["settings"])
         # Recorded first, requested second: a restart in between finds the record and requests it
         # here. The Event goes with the request, so it too is told once per heal.
         for pod in unrequested_heals(heals.recent, pods):
