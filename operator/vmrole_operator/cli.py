@@ -4,7 +4,8 @@
   kubectl vmrole reboot ROLE INSTANCE [--wait]
   kubectl vmrole busy ROLE INSTANCE --on|--off
   kubectl vmrole status ROLE
-Common flags: -n/--namespace, --context, --kubeconfig.
+INSTANCE is an instance name (web_IN_0) or a pod name. Common flags: -n/--namespace, --context,
+--kubeconfig.
 """
 
 from __future__ import annotations
@@ -84,8 +85,13 @@ class VMRoleCli:
         return sorted(pods, key=lambda p: str(p["metadata"]["name"]))
 
     def instance(self, role: str, name: str) -> dict[str, Any]:
+        """The pod of an instance name (`web_IN_0`: the pod holding it) or of a pod name."""
         self.role(role)
-        for pod in self.instances(role):
+        pods = self.instances(role)
+        for pod in pods:
+            if (pod["metadata"].get("labels") or {}).get(c.INSTANCE_LABEL) == name:
+                return pod
+        for pod in pods:
             if pod["metadata"]["name"] == name:
                 return pod
         raise CliError(f'"{name}" is not an instance of vmrole "{role}" in namespace "{self.namespace}"')
@@ -112,6 +118,7 @@ class VMRoleCli:
         else:
             pods = [self.instance(role, n) for n in names]
             originals = {p["metadata"]["uid"] for p in pods}
+            names = [p["metadata"]["name"] for p in pods]
             for pod in pods:
                 self._annotate(PODS, pod["metadata"]["name"], {c.REIMAGE_ANNOTATION: token})
                 print(f"pod/{pod['metadata']['name']}: {c.REIMAGE_ANNOTATION}={token}")
@@ -147,6 +154,7 @@ class VMRoleCli:
 
     def reboot(self, role: str, name: str, wait: bool, timeout: float) -> None:
         pod = self.instance(role, name)
+        name = pod["metadata"]["name"]
         token = _token()
         self._annotate(PODS, name, {c.REBOOT_ANNOTATION: token})
         print(f"pod/{name}: {c.REBOOT_ANNOTATION}={token}")
@@ -164,7 +172,7 @@ class VMRoleCli:
             print(f"pod/{name}: rebooted and back in rotation")
 
     def busy(self, role: str, name: str, on: bool) -> None:
-        self.instance(role, name)
+        name = self.instance(role, name)["metadata"]["name"]
         self._annotate(PODS, name, {c.BUSY_ANNOTATION: "true" if on else None})
         print(f"pod/{name}: {'busy (out of rotation)' if on else 'not busy'}")
 
@@ -179,20 +187,17 @@ class VMRoleCli:
         body = self.role(role)
         status = body.get("status") or {}
         now = now or datetime.datetime.now(datetime.UTC)
-        created = {
-            p["metadata"]["name"]: parse_time(p["metadata"].get("creationTimestamp"))
-            for p in self.instances(role)
-        }
-        rows = [("INSTANCE", "STATE", "READY", "RESTARTS", "IP", "AGE")]
+        rows = [("INSTANCE", "POD", "STATE", "READY", "NODE", "SINCE")]
         for i in status.get("instances") or []:
+            since = parse_time(i.get("since"))
             rows.append(
                 (
                     i["name"],
+                    i.get("pod") or i["name"],
                     i["state"],
                     str(i.get("ready", False)).lower(),
-                    str(i.get("restarts", 0)),
-                    i.get("podIP") or "<none>",
-                    _age(created.get(i["name"]), now),
+                    i.get("node") or "<none>",
+                    _age(since, now) if since is not None else "?",
                 )
             )
         widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]

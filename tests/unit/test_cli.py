@@ -168,7 +168,17 @@ def test_busy_on_and_off(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_status_lists_the_instances(capsys: pytest.CaptureFixture[str]) -> None:
     api = Api()
-    instances = [{"name": "web-a", "state": "ReadyRole", "ready": True, "restarts": 1, "podIP": "10.0.0.1"}]
+    instances = [
+        {
+            "name": "web_IN_0",
+            "pod": "web-a",
+            "state": "ReadyRole",
+            "ready": True,
+            "restarts": 1,
+            "node": "n1",
+            "since": "2026-11-28T11:00:00Z",
+        }
+    ]
     api.kube.patch(
         VMROLES,
         "ns",
@@ -180,5 +190,17 @@ def test_status_lists_the_instances(capsys: pytest.CaptureFixture[str]) -> None:
     api.cli.status("web", now=datetime(2026, 11, 28, 13, 0, tzinfo=UTC))
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("vmrole/web: image x@sha256:")
-    assert lines[1].split() == ["INSTANCE", "STATE", "READY", "RESTARTS", "IP", "AGE"]
-    assert lines[2].split() == ["web-a", "ReadyRole", "true", "1", "10.0.0.1", "2h"]
+    assert lines[1].split() == ["INSTANCE", "POD", "STATE", "READY", "NODE", "SINCE"]
+    assert lines[2].split() == ["web_IN_0", "web-a", "ReadyRole", "true", "n1", "2h"]
+
+
+def test_instances_are_named_by_their_instance_name_or_their_pod() -> None:
+    api = Api()
+    pod = api.kube.stored(PODS, "ns", "web-b")
+    pod["metadata"]["labels"][c.INSTANCE_LABEL] = "web_IN_7"
+    api.kube.put(PODS, pod)
+    api.run("busy", "web", "web_IN_7", "--on")
+    assert api.annotations(PODS, "web-b")[c.BUSY_ANNOTATION] == "true"
+    api.run("reimage", "web", "web_IN_7", "web-a")
+    assert c.REIMAGE_ANNOTATION in api.annotations(PODS, "web-a")
+    assert c.REIMAGE_ANNOTATION in api.annotations(PODS, "web-b")
