@@ -13,6 +13,7 @@ from __future__ import annotations
 from .. import constants as c
 from .. import metrics
 from ..kube.events import EventPoster
+from ..state.names import name_of
 from ..state.requests import main_restart_count, pending_reboot, rebooted_image
 from .instance_api import InstanceApi
 from .rotation import OUT_FOR_REBOOT, leave_rotation_and_drain
@@ -56,4 +57,6 @@ class RebootSteps:
             return
         metrics.count_action("reboot", "succeeded")
         self.post_event(pod, "Normal", "Rebooted", f"reboot {token}: containers restarting, disk kept")
-        self.post_event(role_body, "Normal", "Rebooted", f"reboot {token} of instance {name}")
+        self.post_event(
+            role_body, "Normal", "Rebooted", f"reboot {token} of instance {name_of(pod)} (pod {name})"
+        )

@@ -21,6 +21,7 @@ from ..clock import format_time, parse_time
 from ..kube.events import EventPoster
 from ..models import VMRole
 from ..state.instance_state import in_rotation
+from ..state.names import name_of
 from ..state.requests import pending_reimage
 from .instance_api import POLL_S, InstanceApi
 from .rotation import OUT_FOR_REIMAGE, leave_rotation_and_drain
@@ -45,7 +46,12 @@ class ReimageSteps:
             if not await self.api.patch(pod, _leave_pool(pod, role_body, self.api.clock.now())):
                 return
             self.post_event(pod, "Normal", "ReimageStarted", f"reimage {token}: replacement starting first")
-            self.post_event(role_body, "Normal", "ReimageStarted", f"reimage {token} of instance {name}")
+            self.post_event(
+                role_body,
+                "Normal",
+                "ReimageStarted",
+                f"reimage {token} of instance {name_of(pod)} (pod {name})",
+            )
             refreshed = await self.api.pod(namespace, name, uid)
             if refreshed is None:
                 return
@@ -63,7 +69,9 @@ class ReimageSteps:
             return  # already gone, or the name now belongs to a new pod
         metrics.count_action("reimage", "succeeded")
         self.post_event(pod, "Normal", "Reimaged", f"reimage {token}: deleted; a fresh instance replaces it")
-        self.post_event(role_body, "Normal", "Reimaged", f"reimage {token} of instance {name} done")
+        self.post_event(
+            role_body, "Normal", "Reimaged", f"reimage {token} of instance {name_of(pod)} (pod {name}) done"
+        )
 
     async def _unheld_request(
         self, namespace: str, name: str, uid: str

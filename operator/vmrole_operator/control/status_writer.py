@@ -78,6 +78,10 @@ class StatusWriter:
         status = compute_status(role, pods, deployment, pin.image, pin.resolved_from, previous, now)
         self._advance_reimage_round(body, role, status, deployment, now)
         metrics.set_instance_states(namespace, name, Counter(i["state"] for i in status["instances"]))
+        ready: dict[str, bool] = {}
+        for instance in status["instances"]:
+            ready[instance["name"]] = ready.get(instance["name"], False) or instance["ready"]
+        metrics.set_instances_ready(namespace, name, ready)
         heals = plan_heals(role, pods, previous.get("recentHeals") or [], now)
         if heals.recent:
             status["recentHeals"] = heals.recent
