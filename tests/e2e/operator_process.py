@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -32,6 +33,23 @@ class OperatorLog:
         with open(self.log_path, "rb") as f:
             f.seek(offset)
             return f.read().decode(errors="replace")
+
+    def handled(self, offset: int, namespace: str, name: str, handler: str = "reconcile_role") -> bool:
+        """The operator logged, after `offset`, that `handler` succeeded for the object: proof that it
+        has seen the object as it was then, when nothing else it does is visible (kopf's JSON log)."""
+        for line in self.log_since(offset).splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            ref = entry.get("object") or {}
+            message = str(entry.get("message", ""))
+            if (ref.get("namespace"), ref.get("name")) == (
+                namespace,
+                name,
+            ) and f"'{handler}' succeeded" in message:
+                return True
+        return False
 
 
 class OperatorProcess(OperatorLog):

@@ -242,7 +242,6 @@ def test_operator_restart_with_nothing_changed_writes_nothing(
 ) -> None:
     create_role(kube, namespace, role_manifest(instances=2))
     wait_available(kube, namespace, "web", ready=2)
-    time.sleep(3)  # let the last status and EndpointSlice updates settle
 
     def versions() -> dict[str, str]:
         out = {"vmrole": get_role(kube, namespace, "web")["metadata"]["resourceVersion"]}
@@ -256,9 +255,18 @@ def test_operator_restart_with_nothing_changed_writes_nothing(
             out.update({f"{kind}/{o.metadata.name}": o.metadata.resource_version for o in objs})
         return out
 
-    before = versions()
+    def quiet() -> dict[str, str] | None:
+        # The last status, name and file updates have landed: two reads 2 s apart agree.
+        first = versions()
+        time.sleep(2)
+        return first if versions() == first else None
+
+    before = kube.wait_for(quiet, 60, "the role at rest")
+    offset = operator.log_size()
     operator.restart()
-    time.sleep(8)
+    kube.wait_for(
+        lambda: operator.handled(offset, namespace, "web"), 60, "the restarted operator to handle the role"
+    )
     assert versions() == before
 
 
