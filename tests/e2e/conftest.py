@@ -81,7 +81,19 @@ def kubectl(*args: str, check: bool = True, timeout: float = 60, stdin: str | No
 def crd(kube: Kube) -> None:
     """The CRD exactly as committed in crds/ (the drift check ties it to the models)."""
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-    kubectl("wait", "--for=condition=Established", "crd/vmroles.vmrole.dev", "--timeout=60s")
+
+    def established() -> bool:
+        # Not `kubectl wait`: it fails outright on a CRD so new that it has no conditions yet.
+        out = kubectl(
+            "get",
+            "crd",
+            "vmroles.vmrole.dev",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type=='Established')].status}",
+        )
+        return out == "True"
+
+    kube.wait_for(established, 60, "the VMRole CRD established")
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from datetime import datetime
 from types import TracebackType
+from typing import Any
 
 import pytest
 
@@ -19,10 +21,17 @@ from .traffic import EndpointSampler
 pytestmark = pytest.mark.usefixtures("operator")
 
 
-def _main_started_at(pod: dict[str, object]) -> str:
-    statuses = pod["status"]["containerStatuses"]  # type: ignore[index]
-    main = next(s for s in statuses if s["name"] == "role")
-    return str(main["state"]["running"]["startedAt"])
+def _epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def _main(pod: dict[str, Any]) -> dict[str, Any]:
+    """The main container's status (the kubelet lists containers by name: check-* come first)."""
+    return dict(next(s for s in pod["status"]["containerStatuses"] if s["name"] == "role"))
+
+
+def _main_started_at(pod: dict[str, Any]) -> str:
+    return str(_main(pod)["state"]["running"]["startedAt"])
 
 
 def test_a_new_instance_enters_rotation_with_the_operator_stopped(
@@ -49,9 +58,9 @@ def test_a_new_instance_enters_rotation_with_the_operator_stopped(
                 lambda: kube.endpoint_states(namespace, "web").get(ip), 60, "replacement in rotation"
             )
         pod = kube.pod(namespace, replacement["metadata"]["name"])
-        started = time.mktime(time.strptime(_main_started_at(pod), "%Y-%m-%dT%H:%M:%SZ"))
+        started = _epoch(_main_started_at(pod))
         ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
-        became_ready = time.mktime(time.strptime(ready["lastTransitionTime"], "%Y-%m-%dT%H:%M:%SZ"))
+        became_ready = _epoch(ready["lastTransitionTime"])
         # Held out while START_DELAY ran (whole-second timestamps: 6 s can read as 5).
         assert became_ready - started >= 5, (started, became_ready)
         # Listed first as a not-ready endpoint, then ready: nobody but the kubelet decided.
@@ -61,8 +70,13 @@ def test_a_new_instance_enters_rotation_with_the_operator_stopped(
     finally:
         operator.start()
     # The operator, back, adopts the instance as it is: nothing replaced, status in step.
-    role = wait_available(kube, namespace, "web", ready=1)
-    assert [i["name"] for i in role["status"]["instances"]] == [replacement["metadata"]["name"]]
+    wait_available(kube, namespace, "web", ready=1)
+    expected = [("web_IN_0", replacement["metadata"]["name"])]
+
+    def entries() -> list[tuple[str, str]]:
+        return [(i["name"], i["pod"]) for i in get_role(kube, namespace, "web")["status"]["instances"]]
+
+    kube.wait_for(lambda: entries() == expected, 30, f"status naming {expected}")
 
 
 class PortWatch:
@@ -126,11 +140,10 @@ def test_a_restart_holds_the_instance_out_until_a_later_check_passes_too(kube: K
 
     with EndpointSampler(kube, namespace, "web") as sampler, PortWatch(ip, (8080, 9090)) as ports:
         killed = time.monotonic()
-        kubectl("exec", "-n", namespace, name, "--", "kill", "1")
+        # The exec may die with the container it killed: its exit code says nothing.
+        kubectl("exec", "-n", namespace, name, "-c", "role", "--", "kill", "1", check=False)
         kube.wait_for(
-            lambda: kube.pod(namespace, name)["status"]["containerStatuses"][0]["restartCount"] >= 1,
-            60,
-            "main container restarted",
+            lambda: _main(kube.pod(namespace, name))["restartCount"] >= 1, 60, "main container restarted"
         )
         kube.wait_for(lambda: kube.endpoint_states(namespace, "web").get(ip), 60, "back in rotation")
         time.sleep(0.5)
@@ -148,5 +161,5 @@ def test_a_restart_holds_the_instance_out_until_a_later_check_passes_too(kube: K
     left = [t for t, states in sampler.samples if t > killed and states.get(ip) != (True, False)]
     assert left, "the instance never left rotation"
     assert not [t for t in ready_while_down if t > left[0]], (left[0], ready_while_down, down_9090)
-    state = next(i for i in get_role(kube, namespace, "web")["status"]["instances"] if i["name"] == name)
+    state = next(i for i in get_role(kube, namespace, "web")["status"]["instances"] if i["pod"] == name)
     assert state["restarts"] >= 1

@@ -173,7 +173,7 @@ def test_busy_takes_an_instance_out_of_rotation_without_restart(kube: Kube, name
 
     def state() -> str | None:
         for i in (get_role(kube, namespace, "web").get("status") or {}).get("instances", []):
-            if i["name"] == name:
+            if i["pod"] == name:
                 return str(i["state"])
         return None
 
