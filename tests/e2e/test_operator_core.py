@@ -110,7 +110,7 @@ def test_instance_enters_rotation_only_after_auto_start(kube: Kube, namespace: s
         lambda: kube.endpoint_states(namespace, "web").get(ip) is False, 30, "instance listed as not ready"
     )
     assert listed_unready
-    states = {i["name"]: i["state"] for i in get_role(kube, namespace, "web")["status"].get("instances", [])}
+    states = {i["pod"]: i["state"] for i in get_role(kube, namespace, "web")["status"].get("instances", [])}
     assert states.get(pod["metadata"]["name"]) in {"StartingRole", "StartingVM", "CreatingVM"}
 
     kube.wait_for(

@@ -162,7 +162,7 @@ class StatusWriter:
             reason, what = WARNING_STATES[state]
             message = f"instance {instance['name']} {what}: {instance.get('message', '')}".rstrip(": ")
             self.post_event(body, "Warning", reason, message)
-            pod = by_name.get(instance["name"])
+            pod = by_name.get(instance["pod"])
             deadline = auto_start_deadline(pod, timeout_s) if pod is not None else None
             if pod is not None and deadline is not None and deadline < now:
                 self.post_event(

@@ -321,3 +321,16 @@ def test_a_pod_created_while_the_operator_was_down_is_named_when_it_returns() ->
     assert meta["annotations"][c.INSTANCE_NAME_ANNOTATION] == "web_IN_1"
     assert meta["annotations"][c.POD_DELETION_COST_ANNOTATION] == "-1"
     assert op.reasons().count("InstanceNamed") == 2  # on the pod and on the role
+
+
+def test_a_missed_auto_start_deadline_is_told_on_the_role_and_on_the_pod() -> None:
+    kube = FakeKube()
+    put_role(kube, image=DIGEST_IMAGE, instances=1, autoStart=CHECKS, autoStartTimeoutSeconds=30)
+    op = Operator(kube)
+    op.run()
+    instance_pod(
+        kube, stored_role(kube), "web-a", ready=False, main={"running": {"startedAt": "2026-11-28T11:59:00Z"}}
+    )
+    op.run(Work.STATUS)
+    assert ("web", "Warning", "AutoStartFailed") in [e[:3] for e in op.events]
+    assert ("web-a", "Warning", "AutoStartTimeout") in [e[:3] for e in op.events]
