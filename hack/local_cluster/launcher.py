@@ -566,6 +566,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 "imagefs.available": "1%",
                 "nodefs.inodesFree": "1%",
             },
+            # emptyDir usage is measured this often (default 1m): an instance past its disk's
+            # sizeLimit is evicted within seconds, not minutes, so the tests of it stay short.
+            "volumeStatsAggPeriod": "10s",
             "serializeImagePulls": False,
             "clusterDomain": "cluster.local",
             "resolvConf": "/etc/resolv.conf",
