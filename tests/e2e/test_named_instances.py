@@ -17,6 +17,7 @@ from .roles import create_role, get_role, instances, patch_role, role_manifest, 
 pytestmark = pytest.mark.usefixtures("operator")
 
 INSTANCE = "vmrole.dev/instance"
+FINISHED = ("Failed", "Succeeded")  # pods that never run again, left behind until collected
 # Setup records what it saw of the role environment: the name must exist before setup runs.
 SETUP_SAW = ["/bin/sh", "-c", "cat /etc/vmrole/role/instance-id > /scratch/setup-saw-name && echo setup done"]
 
@@ -46,7 +47,7 @@ def read(namespace: str, pod: str, path: str) -> str:
 def settled_names(kube: Kube, namespace: str, count: int) -> dict[str, str]:
     def done() -> dict[str, str] | None:
         held = holders(kube, namespace)
-        live = instances(kube, namespace, "web")
+        live = [p for p in instances(kube, namespace, "web") if p["status"].get("phase") not in FINISHED]
         ready = all(kube.pod_ready(namespace, p["metadata"]["name"]) for p in live)
         wanted = {f"web_IN_{n}" for n in range(count)}
         return held if set(held) == wanted and len(live) == count and ready else None
@@ -163,8 +164,7 @@ def test_an_evicted_pod_left_behind_gives_its_name_up(kube: Kube, namespace: str
     kubectl(
         "exec", "-n", namespace, victim, "--", "dd", "if=/dev/zero", "of=/scratch/fill", "bs=1M", "count=16"
     )
-    finished = ("Failed", "Succeeded")
-    kube.wait_for(lambda: kube.pod(namespace, victim)["status"].get("phase") in finished, 120, "evicted")
+    kube.wait_for(lambda: kube.pod(namespace, victim)["status"].get("phase") in FINISHED, 120, "evicted")
     after = settled_names(kube, namespace, 1)
     assert after["web_IN_0"] != victim
     left = kube.pod(namespace, victim)
