@@ -10,6 +10,7 @@ deleting a VMRole or a pod never waits for the operator.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import fnmatch
 import logging
@@ -29,7 +30,7 @@ from .control.role_reader import RoleReader
 from .control.role_reconciler import RoleReconciler
 from .control.role_workers import RoleWorkers, Work
 from .indexes import IndexedObjects, owning_role
-from .kube.api import KubeApi
+from .kube.api import PODS, KubeApi
 from .kube.events import post_event
 from .models import VMRole, parse_role
 from .state.requests import request_problems
@@ -73,6 +74,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.workers = RoleWorkers(reconciler.run, memo.indexed.snapshot, WORKER_THREADS)
     memo.operations = InstanceOperations(kube, roles, post_event)
     memo.reservations = Reservations()
+    memo.kube = kube
     if WEBHOOK.enabled:
         settings.admission.server = RegisteringWebhookServer(WEBHOOK, kube)
 
@@ -178,19 +180,18 @@ def _refuse_requests_on_non_instance(body: kopf.Body) -> None:
         )
 
 
-def name_instance(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, dryrun: bool = False, **kwargs: Any
+async def name_instance(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, dryrun: bool = False, **_: Any
 ) -> None:
     """Admission of a new instance pod: its name, before setup runs (admission.py)."""
     namespace = str(body.metadata.namespace or "")
     role = str(body.metadata.labels.get(c.ROLE_LABEL))
     if WATCHED and not any(fnmatch.fnmatchcase(namespace, pattern) for pattern in WATCHED):
         return  # another operator's namespace: this one knows nothing of its pods
-    try:
-        memo.indexed.remember(kwargs)
-        pods = memo.indexed.snapshot(namespace, role).pods
-    except (KeyError, RuntimeError):
-        return  # too early after a start: the pod starts unnamed and is named once it runs
+    # Read, not the index: the ReplicaSet creates this pod because it saw another finish or go, and
+    # the API server has seen that already, while the operator's watch may not have yet.
+    selector = f"{c.ROLE_LABEL}={role}"
+    pods = await asyncio.to_thread(memo.kube.list, PODS, namespace, selector)
     reservations = Reservations() if dryrun else memo.reservations
     marks = name_new_pod(dict(body), namespace, pods, reservations, time.monotonic())
     patch.metadata.setdefault("labels", {}).update(marks["labels"])
