@@ -223,6 +223,7 @@ def test_auto_start_deadline_makes_failed_starting_role(kube: Kube, namespace: s
         autoStart=[{"name": "never", "tcpSocket": {"port": 9999}}],
         autoStartTimeoutSeconds=4,
         endpoints={"internal": [{"name": "peer", "port": 7000}]},
+        healing={"enabled": False},  # the state itself, not the reimage that would follow it
     )
     create_role(kube, namespace, manifest)
 
