@@ -56,6 +56,7 @@ MAX_CONFIG_MAP_KEY_LENGTH = 253
 ABSOLUTE_PATH_PATTERN = r"^(/\.{0,2}[A-Za-z0-9_@+~-][A-Za-z0-9._@+~-]*)+$"
 HTTP_PATH_PATTERN = r"^/[!-~]*$"
 ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+# Matched with fullmatch: Python's "$" also matches before a final newline, RE2's (CEL's) does not.
 _DNS_1035 = re.compile(DNS_1035_PATTERN)
 _QUALIFIED_NAME = re.compile(QUALIFIED_NAME_PATTERN)
 _CONFIG_MAP_KEY = re.compile(CONFIG_MAP_KEY_PATTERN)
@@ -213,7 +214,7 @@ def _unique_names(items: list[Any], field: str) -> None:
 def is_qualified_name(key: str) -> bool:
     """A label key (also a taint key): what the Pod API accepts in nodeSelector and tolerations."""
     prefix, slash, _ = key.rpartition("/")
-    return bool(_QUALIFIED_NAME.match(key)) and (not slash or len(prefix) <= MAX_QUALIFIED_PREFIX_LENGTH)
+    return bool(_QUALIFIED_NAME.fullmatch(key)) and (not slash or len(prefix) <= MAX_QUALIFIED_PREFIX_LENGTH)
 
 
 def _qualified_rule(var: str) -> str:
@@ -237,7 +238,7 @@ def quantity_value(text: str) -> Decimal:
     Not the exact number: a non-zero value is rounded up to a whole nano, and a value with a binary
     suffix is capped at the largest int64, so "100Ei" is less than "10E" there, and here.
     """
-    match = _QUANTITY.match(text)
+    match = _QUANTITY.fullmatch(text)
     if match is None:
         raise ValueError(f"not a quantity: {text!r}")
     number, suffix = match.group(1), match.group(3) or ""
@@ -479,7 +480,7 @@ class AnswerFile(_Spec):
     def _files(cls, data: dict[str, str] | None) -> dict[str, str] | None:
         if data is None:
             return None
-        if not all(len(k) <= MAX_CONFIG_MAP_KEY_LENGTH and _CONFIG_MAP_KEY.match(k) for k in data):
+        if not all(len(k) <= MAX_CONFIG_MAP_KEY_LENGTH and _CONFIG_MAP_KEY.fullmatch(k) for k in data):
             raise ValueError(MSG_ANSWER_FILE_KEYS)
         if sum(len(k) + len(v) for k, v in data.items()) > MAX_ANSWER_FILE_CHARACTERS:
             raise ValueError(MSG_ANSWER_FILE_SIZE)
@@ -1065,7 +1066,7 @@ class VMRole(BaseModel):
         if isinstance(name, str):
             if len(name) > c.MAX_ROLE_NAME_LENGTH:
                 raise ValueError(MSG_NAME_TOO_LONG)
-            if not _DNS_1035.match(name):
+            if not _DNS_1035.fullmatch(name):
                 raise ValueError(MSG_NAME_DNS_1035)
         return self
 

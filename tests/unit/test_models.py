@@ -430,6 +430,12 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "spec.setup.answerFile.data: every key",
     ),
     (
+        "answer file name ending in a newline",
+        {"setup": {"command": ["s"], "answerFile": {"data": {"a\n": "x"}}}},
+        "spec.setup.answerFile.data: every key",
+    ),
+    ("node selector key ending in a newline", {"nodeSelector": {"zone\n": "x"}}, "spec.nodeSelector"),
+    (
         "answer file too large",
         {"setup": {"command": ["s"], "answerFile": {"data": {"a": "x" * models.MAX_ANSWER_FILE_CHARACTERS}}}},
         "spec.setup.answerFile.data: file names and contents",
@@ -457,6 +463,7 @@ def test_invalid_spec_is_refused_naming_the_field(spec_change: dict[str, Any], f
     [
         ("a" * 55, "metadata.name: must be at most 54 characters"),
         ("1web", "metadata.name: must be a DNS-1035 label"),
+        ("web\n", "metadata.name: must be a DNS-1035 label"),
         ("web.example", "metadata.name: must be a DNS-1035 label"),
     ],
 )
@@ -583,7 +590,7 @@ def test_capped_binary_request_is_within_a_larger_decimal_limit() -> None:
     parse_role(minimal_body(resources={"requests": {"memory": "100Ei"}, "limits": {"memory": "10E"}}))
 
 
-@pytest.mark.parametrize("text", ["", "1 ", "+1", "-1", "1e", "1e100", "1K", "Mi", "1.2.3", "1Kii"])
+@pytest.mark.parametrize("text", ["", "1 ", "1\n", "+1", "-1", "1e", "1e100", "1K", "Mi", "1.2.3", "1Kii"])
 def test_not_quantities(text: str) -> None:
     with pytest.raises(ValueError, match="not a quantity"):
         quantity_value(text)
@@ -608,6 +615,7 @@ def test_not_quantities(text: str) -> None:
         ("example.com/", False),
         ("a/b/c", False),
         ("", False),
+        ("zone\n", False),
     ],
 )
 def test_qualified_names(key: str, valid: bool) -> None:
