@@ -34,7 +34,17 @@ BENCH_USER_AGENT = "vmrole-bench/1"
 # run's own namespaces are counted, which nothing else but the operator and the benchmark writes to.
 OPERATOR_AGENT_PREFIXES = ("vmrole-operator", "kopf/", "OpenAPI-Generator/")
 
+BENCH_OPERATOR_LABEL = "vmrole.dev/e2e-operator"
+
 T = TypeVar("T")
+
+
+def bench_operator(log: Path, run: str, namespaces: str) -> Any:
+    """The operator under benchmark, watching `namespaces`, naming instances of run `run` only."""
+    from tests.e2e.operator_process import OperatorProcess
+
+    webhook = (f"vmrole-operator-bench-{run}", f"{BENCH_OPERATOR_LABEL}={run}")
+    return OperatorProcess(log, namespaces=namespaces, webhook=webhook)
 
 
 # ---- statistics ----------------------------------------------------------------------------------
@@ -92,9 +102,9 @@ class Kube:
     # -- namespaces --
 
     def create_namespace(self, name: str) -> str:
-        self.core.create_namespace(
-            client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"vmrole.dev/bench": "true"}))
-        )
+        # The label sends its pods to the webhook of the benchmark's own operator (`bench_operator`).
+        labels = {"vmrole.dev/bench": "true", BENCH_OPERATOR_LABEL: name.split("-")[1]}
+        self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))
         wait_for(lambda: self._has_default_sa(name), 60, f"ServiceAccount default in {name}")
         return name
 

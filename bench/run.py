@@ -19,11 +19,11 @@ from typing import Any
 
 from tests.e2e.operator_process import OperatorProcess
 
-from . import apply, dropped, reimage, report, scale
-from .common import CLUSTER_DIR, REPO, Kube, kubectl, run_id
+from . import apply, busy, dropped, reimage, report, scale
+from .common import CLUSTER_DIR, REPO, Kube, bench_operator, kubectl, run_id
 from .pair import Pair
 
-BENCHMARKS = ("reimage", "dropped", "apply", "scale")
+BENCHMARKS = ("reimage", "busy", "dropped", "apply", "scale")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -34,6 +34,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--instances", type=int, default=3, help="instances of the reimage/dropped/apply roles")
     p.add_argument("--reimage-trials", type=int, default=20)
     p.add_argument("--apply-trials", type=int, default=10)
+    p.add_argument("--busy-trials", type=int, default=10)
     p.add_argument("--dropped-replacements", type=int, default=10)
     p.add_argument("--dropped-rounds", type=int, default=2, help="alternating windows per arm")
     p.add_argument("--dropped-interval", type=float, default=12, help="seconds between replacements")
@@ -49,7 +50,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--quiet", type=float, default=5, help="seconds without operator CPU use = settled")
     args = p.parse_args(argv)
     if args.smoke:
-        args.reimage_trials, args.apply_trials = 1, 1
+        args.reimage_trials, args.apply_trials, args.busy_trials = 1, 1, 1
         args.dropped_replacements, args.dropped_rounds, args.dropped_interval = 1, 1, 5
         args.dropped_rate, args.rolling_window, args.rolling_rounds = 20, 10, 1
         args.instances = 2
@@ -98,6 +99,8 @@ def _pair_benchmarks(
     with Pair(kube, namespace, instances=args.instances, guard=watchdog) as pair:
         if "reimage" in args.only:
             _guarded("reimage", results, reimage.run, pair, args.reimage_trials)
+        if "busy" in args.only:
+            _guarded("busy", results, busy.run, pair, args.busy_trials, guard=watchdog)
         if "dropped" in args.only:
             _guarded(
                 "dropped",
@@ -130,22 +133,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     kubectl("wait", "--for=condition=Established", "crd/vmroles.vmrole.dev", "--timeout=60s")
 
-    pair_benchmarks = [b for b in ("reimage", "dropped", "apply") if b in args.only]
+    pair_benchmarks = [b for b in ("reimage", "busy", "dropped", "apply") if b in args.only]
     if pair_benchmarks:
-        operator = OperatorProcess(logs / f"operator-bench-{run}.log", namespaces=f"bench-{run}-*")
+        operator = bench_operator(logs / f"operator-bench-{run}.log", run, f"bench-{run}-*")
         operator.start()
         watchdog = Watchdog(operator)
         results["operator_restarts"] = watchdog.restarts
         namespaces = []
         try:
-            if "reimage" in args.only or "dropped" in args.only:
+            if {"reimage", "busy", "dropped"} & set(args.only):
                 namespace = kube.create_namespace(f"bench-{run}-pair")
                 namespaces.append(namespace)
                 try:
                     _pair_benchmarks(kube, namespace, watchdog, args, results)
                 except Exception as e:  # the pair never became ready: both benchmarks are lost
                     traceback.print_exc()
-                    for name in ("reimage", "dropped"):
+                    for name in ("reimage", "busy", "dropped"):
                         if name in args.only:
                             results.setdefault(name, {"skipped": f"failed: {type(e).__name__}: {e}"})
                 kube.delete_namespace(namespace)  # its 6 pods would otherwise run through apply

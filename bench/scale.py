@@ -34,6 +34,7 @@ from .common import (
     CpuMeter,
     Kube,
     RssSampler,
+    bench_operator,
     breakdown,
     control_plane_pids,
     operator_writes,
@@ -274,7 +275,7 @@ def run_one(
     audit = AuditLog()
     pids = control_plane_pids()
     result: dict[str, Any] = {"roles": roles, "namespace": namespace, "fake_nodes": len(kwok.node_names)}
-    operator = OperatorProcess(logs / f"operator-scale-{run}-{roles}.log", namespaces=f"bench-{run}s-*")
+    operator = bench_operator(logs / f"operator-scale-{run}-{roles}.log", f"{run}s", f"bench-{run}s-*")
     try:
         manifests = [kwok_role_manifest(f"r{i:05d}", image, kwok.node_selector) for i in range(roles)]
         result["create_roles_s"] = round(_create_all(manifests, lambda m: kube.create_role(namespace, m)), 2)
@@ -347,8 +348,8 @@ def run_one(
 
 def run_floor(kube: Kube, run: str, kwok: Kwok, n: int, image: str, timeout: float) -> dict[str, Any]:
     """n plain 1-replica Deployments (the operator's pod spec) created at once, until all available."""
-    from vmrole_operator.builders import build_deployment
     from vmrole_operator.models import parse_role
+    from vmrole_operator.specs.deployment import build_deployment
 
     namespace = kube.create_namespace(f"bench-{run}f-{n}")
     try:

@@ -10,12 +10,16 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from vmrole_operator.builders import build_deployment, build_input_service
 from vmrole_operator.models import parse_role
+from vmrole_operator.specs.deployment import build_deployment
+from vmrole_operator.specs.services import build_input_service
 
 from .common import GROUP, VERSION, WEB_IMAGE
 
 FLOOR_LABEL = "vmrole-bench/floor"
+# The floor's Service also selects this, so a plain label flip takes a floor pod out of rotation the
+# way the operator's busy does (the Deployment does not select on it).
+FLOOR_SERVING_LABEL = "vmrole-bench/serving"
 KWOK_TAINT = {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}
 KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Equal", "value": "fake", "effect": "NoSchedule"}
 
@@ -63,13 +67,13 @@ def floor_objects(role: dict[str, Any], name: str, image: str) -> tuple[dict[str
     deployment["metadata"] = {"name": name, "labels": dict(labels)}
     deployment["spec"]["selector"] = {"matchLabels": dict(labels)}
     template = deployment["spec"]["template"]
-    template["metadata"] = {"labels": dict(labels)}
+    template["metadata"] = {"labels": {**labels, FLOOR_SERVING_LABEL: "true"}}
     for container in template["spec"]["containers"]:
         # The plain baseline has no drain: no preStop hook (the operator's instances sleep in one).
         container.pop("lifecycle", None)
     template["spec"]["terminationGracePeriodSeconds"] = 30
     service["metadata"] = {"name": name, "labels": dict(labels)}
-    service["spec"]["selector"] = dict(labels)
+    service["spec"]["selector"] = {**labels, FLOOR_SERVING_LABEL: "true"}
     return deployment, service
 
 

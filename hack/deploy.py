@@ -30,6 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 OVERLAY = REPO / ".cluster" / "deploy"
 NAMESPACE = "vmrole-system"
 NAME = "vmrole-operator"
+# Test namespaces say which operator serves them; see tests/e2e/conftest.py.
+E2E_OPERATOR_LABEL = "vmrole.dev/e2e-operator"
 BASE_IMAGE = "localhost/vmrole-operator"  # newName in manifests/kustomization.yaml
 WATCH_RBAC = f"""apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
@@ -72,7 +74,12 @@ def write_overlay(pinned: str, watch: str | None) -> Path:
         (OVERLAY / "watch-rbac.yaml").write_text(WATCH_RBAC)
         kustomization["resources"] = ["../../manifests", "watch-rbac.yaml"]
         env = {"name": "VMROLE_NAMESPACES", "value": watch}
-        env_patch = [{"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": env}]
+        # Its webhook too is sent pods of the in-cluster test sessions' namespaces only.
+        selector = {"name": "VMROLE_WEBHOOK_NAMESPACE_SELECTOR", "value": f"{E2E_OPERATOR_LABEL}=incluster"}
+        env_patch = [
+            {"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": value}
+            for value in (env, selector)
+        ]
         kustomization["patches"] = [
             {"target": {"kind": "Deployment", "name": NAME}, "patch": json.dumps(env_patch)}
         ]

@@ -49,6 +49,7 @@ APPLETS = (
     "ps",
     "grep",
     "date",
+    "dd",
     "hostname",
     "mount",
 )

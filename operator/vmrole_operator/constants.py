@@ -28,6 +28,13 @@ OPERATOR_APP_LABEL: Final = APP_NAME_LABEL
 OPERATOR_APP: Final = "vmrole-operator"  # app.kubernetes.io/name of the operator's own pods
 NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"  # set on every namespace by the API server
 
+# Named instances (`web_IN_0`): the label says which pod holds a name, the annotation which name a pod
+# runs as (set when it is created, so setup can read it; state/names.py has the rules).
+INSTANCE_LABEL: Final = "vmrole.dev/instance"
+INSTANCE_NAME_ANNOTATION: Final = "vmrole.dev/instance-name"
+INSTANCE_NAME_INFIX: Final = "_IN_"
+POD_DELETION_COST_ANNOTATION: Final = "controller.kubernetes.io/pod-deletion-cost"
+
 # Request annotations (pod or VMRole).
 REIMAGE_ANNOTATION: Final = "vmrole.dev/reimage"
 REBOOT_ANNOTATION: Final = "vmrole.dev/reboot"
@@ -51,6 +58,19 @@ MAIN_CONTAINER: Final = "role"
 SETUP_CONTAINER: Final = "setup"
 EPHEMERAL_DISK_VOLUME: Final = "ephemeral-disk"
 ANSWER_FILE_VOLUME: Final = "answer-file"
+ROLE_ENVIRONMENT_VOLUME: Final = "role-environment"
+SETTINGS_VOLUME: Final = "settings"
+
+# The role environment inside every instance (Azure's RoleEnvironment), readable from setup on.
+ROLE_ENVIRONMENT_DIR: Final = "/etc/vmrole/role"  # instance-id, instances
+SETTINGS_DIR: Final = "/etc/vmrole/settings"  # one file per spec.settings key
+INSTANCE_ID_FILE: Final = "instance-id"
+INSTANCES_FILE: Final = "instances"
+# A pod annotation the operator moves when the files' content changed: the kubelet syncs a pod on
+# every change to it, and refreshes its ConfigMap and downward-API files then, within a second or
+# two, instead of at its next periodic sync (up to a minute and more).
+ENVIRONMENT_ANNOTATION: Final = "vmrole.dev/environment"
+SETTINGS_ROUND_ANNOTATION: Final = "vmrole.dev/settings"  # pod template, settingsChange: Reimage
 
 DEFAULT_RUN_AS_USER: Final = 65532
 DEFAULT_RUN_AS_GROUP: Final = 65532
@@ -58,6 +78,8 @@ DEFAULT_RUN_AS_GROUP: Final = 65532
 # Child object names are <role name><suffix>.
 INTERNAL_SERVICE_SUFFIX: Final = "-internal"
 ANSWER_FILE_CONFIGMAP_SUFFIX: Final = "-answer-file"
+SETTINGS_CONFIGMAP_SUFFIX: Final = "-settings"
+TOPOLOGY_CONFIGMAP_SUFFIX: Final = "-instances"
 
 # 63 (DNS-1035 label) minus len("-internal"): keeps every child name a valid Service name.
 MAX_ROLE_NAME_LENGTH: Final = 63 - len(INTERNAL_SERVICE_SUFFIX)

@@ -169,7 +169,14 @@ def build_crd() -> dict[str, Any]:
                         {"name": "Image", "type": "string", "jsonPath": ".spec.image"},
                         {"name": "Instances", "type": "integer", "jsonPath": ".spec.instances"},
                         {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
+                        {
+                            "name": "Available",
+                            "type": "string",
+                            "jsonPath": '.status.conditions[?(@.type=="Available")].status',
+                        },
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                        # `kubectl get vmr -o wide`: the golden image as pinned, one command away.
+                        {"name": "Pinned", "type": "string", "jsonPath": ".status.image", "priority": 1},
                     ],
                 }
             ],

@@ -11,8 +11,10 @@ deleting a VMRole or a pod never waits for the operator.
 from __future__ import annotations
 
 import datetime
+import fnmatch
 import logging
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,21 +23,20 @@ from kubernetes import client, config
 
 from . import constants as c
 from . import metrics
-from .instance_operations import InstanceOperations
-from .instance_requests import request_problems
-from .kube_api import KubeApi
+from .admission import HANDLER_ID, RegisteringWebhookServer, Reservations, WebhookSettings, name_new_pod
+from .control.instance_operations import InstanceOperations
+from .control.role_reader import RoleReader
+from .control.role_reconciler import RoleReconciler
+from .control.role_workers import RoleWorkers, Work
+from .indexes import IndexedObjects, owning_role
+from .kube.api import KubeApi
+from .kube.events import post_event
 from .models import VMRole, parse_role
-from .observed import Observed, pack, trim_child, trim_pod
-from .reconciler import RoleReconciler
-from .role_workers import RoleWorkers, Work
+from .state.requests import request_problems
 
 ROLE = (c.GROUP, c.VERSION, c.PLURAL)
 RETRY_BACKOFF_S = 2.0
 WORKER_THREADS = 8  # blocking API calls in flight at once (kopf's sync handlers and role work)
-
-
-def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-    kopf.event(dict(body), type=type_, reason=reason, message=message[:1024])  # type: ignore[arg-type]
 
 
 def _kube_api() -> KubeApi:
@@ -61,104 +62,25 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
     settings.execution.max_workers = WORKER_THREADS
+    # Events say they come from the operator, not from "kopf".
+    settings.posting.reporting_component = c.MANAGED_BY
+    settings.posting.reporting_instance = os.environ.get("HOSTNAME", c.MANAGED_BY)
     kube = _kube_api()
+    roles = RoleReader(kube)
     check_image = os.environ.get(c.CHECK_IMAGE_ENV) or c.DEFAULT_CHECK_IMAGE
-    memo.reconciler = RoleReconciler(kube, check_image, post_event)
+    reconciler = RoleReconciler(kube, roles, check_image, post_event)
     memo.indexed = IndexedObjects()
-    memo.workers = RoleWorkers(memo.reconciler.run, memo.indexed.snapshot, WORKER_THREADS)
-    memo.operations = InstanceOperations(kube, post_event)
+    memo.workers = RoleWorkers(reconciler.run, memo.indexed.snapshot, WORKER_THREADS)
+    memo.operations = InstanceOperations(kube, roles, post_event)
+    memo.reservations = Reservations()
+    if WEBHOOK.enabled:
+        settings.admission.server = RegisteringWebhookServer(WEBHOOK, kube)
 
 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     await memo.operations.close()
     await memo.workers.close()
-
-
-# ---- indexes: what the reconciler reads instead of GET/LIST calls (see observed.py) -------------
-
-
-def _owning_role(body: kopf.Body, via_replica_set: bool = False) -> str | None:
-    """The role named by the label, but only for objects that really belong to a VMRole."""
-    role = body.metadata.labels.get(c.ROLE_LABEL) or body.metadata.labels.get(c.RESOLVER_FOR_LABEL)
-    refs = body.metadata.get("ownerReferences") or []
-    owner_kinds = {(ref.get("kind"), ref.get("apiVersion", "").split("/")[0]) for ref in refs}
-    if (c.KIND, c.GROUP) in owner_kinds:
-        return str(role) if role else None
-    if via_replica_set and any(kind == "ReplicaSet" for kind, _ in owner_kinds):
-        return str(role) if role else None  # instance pods are owned by the Deployment's ReplicaSet
-    return None
-
-
-def _index_entry(key_role: str | None, namespace: str | None, value: dict[str, Any]) -> Any:
-    return {(namespace, key_role): pack(value)} if key_role and namespace else None
-
-
-@kopf.index("", "v1", "pods", labels={c.ROLE_LABEL: kopf.PRESENT})
-def instances_by_role(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
-    return _index_entry(_owning_role(body, via_replica_set=True), namespace, trim_pod(body))
-
-
-@kopf.index("", "v1", "pods", labels={c.RESOLVER_FOR_LABEL: kopf.PRESENT})
-def resolvers_by_role(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
-    return _index_entry(_owning_role(body), namespace, trim_pod(body))
-
-
-@kopf.index("apps", "v1", "deployments", labels={c.ROLE_LABEL: kopf.PRESENT})
-def deployments_by_role(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
-    return _index_entry(_owning_role(body), namespace, trim_child(body))
-
-
-@kopf.index("", "v1", "services", labels={c.ROLE_LABEL: kopf.PRESENT})
-def services_by_role(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
-    return _index_entry(_owning_role(body), namespace, trim_child(body))
-
-
-@kopf.index("networking.k8s.io", "v1", "networkpolicies", labels={c.ROLE_LABEL: kopf.PRESENT})
-def policies_by_role(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
-    return _index_entry(_owning_role(body), namespace, trim_child(body))
-
-
-@kopf.index("", "v1", "configmaps", labels={c.ROLE_LABEL: kopf.PRESENT})
-def configmaps_by_role(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
-    return _index_entry(_owning_role(body), namespace, trim_child(body))
-
-
-INDEXES = (
-    "instances_by_role",
-    "resolvers_by_role",
-    "deployments_by_role",
-    "services_by_role",
-    "policies_by_role",
-    "configmaps_by_role",
-)
-CHILD_INDEXES = INDEXES[2:]
-
-
-class IndexedObjects:
-    """kopf hands its indexes only to handlers; the first handler to run leaves them here.
-
-    One instance, made at startup and shared by reference: kopf gives every object its own shallow
-    copy of the memo, so an attribute set on `memo` in a handler would not reach the others.
-    """
-
-    def __init__(self) -> None:
-        self.indexes: dict[str, kopf.Index[Any, Any]] | None = None
-
-    def remember(self, kwargs: Mapping[str, Any]) -> None:
-        if self.indexes is None:
-            self.indexes = {name: kwargs[name] for name in INDEXES}
-
-    def snapshot(self, namespace: str, name: str) -> Observed:
-        if self.indexes is None:
-            raise RuntimeError("no handler has run yet: kopf's indexes are not known")
-        indexes, key = self.indexes, (namespace, name)
-
-        def entries(index: str) -> list[Any]:
-            return list(indexes[index].get(key, []))
-
-        children = [ch for index in CHILD_INDEXES for ch in entries(index)]
-        return Observed.of(entries("instances_by_role"), entries("resolvers_by_role"), children)
 
 
 def _workers(memo: kopf.Memo, kwargs: Mapping[str, Any]) -> RoleWorkers:
@@ -206,7 +128,7 @@ async def role_deleted(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwa
 async def child_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """A child edited or deleted by hand is restored; a Deployment's progress updates the status; a
     resolver pod that reported the digest pins the image."""
-    owner = _owning_role(body)
+    owner = owning_role(body)
     if owner is not None:
         _workers(memo, kwargs).request(str(body.metadata.namespace), owner, Work.RECONCILE)
 
@@ -214,7 +136,7 @@ async def child_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None
 @kopf.on.event("", "v1", "pods", labels={c.ROLE_LABEL: kopf.PRESENT})
 async def instance_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
     namespace = str(body.metadata.namespace)
-    owner = _owning_role(body, via_replica_set=True)
+    owner = owning_role(body, via_replica_set=True)
     if owner is None:
         _refuse_requests_on_non_instance(body)
         return
@@ -254,6 +176,40 @@ def _refuse_requests_on_non_instance(body: kopf.Body) -> None:
             "NotAnInstance",
             f"{', '.join(asked)} ignored: pod {body.metadata.name} is not an instance of a VMRole",
         )
+
+
+def name_instance(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, dryrun: bool = False, **kwargs: Any
+) -> None:
+    """Admission of a new instance pod: its name, before setup runs (admission.py)."""
+    namespace = str(body.metadata.namespace or "")
+    role = str(body.metadata.labels.get(c.ROLE_LABEL))
+    if WATCHED and not any(fnmatch.fnmatchcase(namespace, pattern) for pattern in WATCHED):
+        return  # another operator's namespace: this one knows nothing of its pods
+    try:
+        memo.indexed.remember(kwargs)
+        pods = memo.indexed.snapshot(namespace, role).pods
+    except (KeyError, RuntimeError):
+        return  # too early after a start: the pod starts unnamed and is named once it runs
+    reservations = Reservations() if dryrun else memo.reservations
+    marks = name_new_pod(dict(body), namespace, pods, reservations, time.monotonic())
+    patch.metadata.setdefault("labels", {}).update(marks["labels"])
+    patch.metadata.setdefault("annotations", {}).update(marks["annotations"])
+
+
+WEBHOOK = WebhookSettings.from_env()
+WATCHED = [ns for ns in os.environ.get("VMROLE_NAMESPACES", "").split(",") if ns]
+if WEBHOOK.enabled:
+    kopf.on.mutate(
+        "",
+        "v1",
+        "pods",
+        id=HANDLER_ID,
+        operations=["CREATE"],
+        labels={c.ROLE_LABEL: kopf.PRESENT},
+        ignore_failures=True,
+        side_effects=False,
+    )(name_instance)
 
 
 @kopf.on.probe(id="now")

@@ -21,7 +21,7 @@ from typing import Final, Literal, get_args
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 
-from .instance_state import InstanceState
+from .state.instance_state import InstanceState
 
 Action = Literal["reimage", "reboot", "heal", "rotation"]
 ActionResult = Literal["succeeded", "failed", "refused"]
@@ -52,6 +52,12 @@ INSTANCES: Final = Gauge(
     ["namespace", "role", "state"],
 )
 
+INSTANCE_READY: Final = Gauge(
+    "vmrole_instance_ready",
+    "1 while the named instance (web_IN_0) is in rotation, else 0.",
+    ["namespace", "role", "instance"],
+)
+
 for _action in get_args(Action):
     for _result in get_args(ActionResult):
         ACTIONS.labels(action=_action, result=_result)
@@ -60,6 +66,7 @@ for _result in get_args(ReconcileResult):
 
 # States a role reported outside the vocabulary, to remove their series once they are gone.
 _extra_states: dict[tuple[str, str], set[str]] = {}
+_instance_names: dict[tuple[str, str], set[str]] = {}
 _roles: set[tuple[str, str]] = set()
 _lock = threading.Lock()  # handlers run in kopf's thread pool
 
@@ -107,6 +114,17 @@ def set_instance_states(namespace: str, role: str, counts: Mapping[str, int]) ->
         _extra_states[(namespace, role)] = extra
 
 
+def set_instances_ready(namespace: str, role: str, ready: Mapping[str, bool]) -> None:
+    """Instance name -> in rotation; names no longer listed are dropped."""
+    with _lock:
+        _roles.add((namespace, role))
+        for gone in _instance_names.get((namespace, role), set()) - set(ready):
+            _remove_if_present(INSTANCE_READY, namespace, role, gone)
+        for name, is_ready in ready.items():
+            INSTANCE_READY.labels(namespace=namespace, role=role, instance=name).set(1 if is_ready else 0)
+        _instance_names[(namespace, role)] = set(ready)
+
+
 def forget_role(namespace: str, role: str) -> None:
     """Drops every series of a deleted role, so a scrape never reports instances of a role that is gone."""
     with _lock:
@@ -117,6 +135,8 @@ def forget_role(namespace: str, role: str) -> None:
             _remove_if_present(INSTANCES, namespace, role, state)
         for result in get_args(ReconcileResult):
             _remove_if_present(RECONCILES, namespace, role, result)
+        for name in _instance_names.pop((namespace, role), set()):
+            _remove_if_present(INSTANCE_READY, namespace, role, name)
 
 
 def _remove_if_present(metric: Counter | Gauge, *labels: str) -> None:

@@ -8,7 +8,6 @@ validator (so `parse_role` agrees with the API server). Both use the same messag
 
 import re
 from collections.abc import Mapping
-from decimal import ROUND_CEILING, Context, Decimal
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -23,6 +22,7 @@ from pydantic import (
 from pydantic.config import JsonDict
 
 from vmrole_operator import constants as c
+from vmrole_operator.quantity import QUANTITY_PATTERN, quantity_value
 
 # --- patterns (RE2 and Rust-regex compatible: no look-around, no back-references) ---
 
@@ -60,14 +60,13 @@ ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 _DNS_1035 = re.compile(DNS_1035_PATTERN)
 _QUALIFIED_NAME = re.compile(QUALIFIED_NAME_PATTERN)
 _CONFIG_MAP_KEY = re.compile(CONFIG_MAP_KEY_PATTERN)
-# Patterns that CEL rules embed spell "." as "[.]": a backslash would need escaping in CEL strings.
-# The Kubernetes quantity grammar without a sign, its exponent cut to two digits: the API server
-# reads the exponent as an int64 and then an int32, so "1e99999999999999999999" is no quantity at all,
-# and huge exponents make every later arithmetic on the value slow.
-QUANTITY_PATTERN = r"^([0-9]+([.][0-9]*)?|[.][0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]{1,2})?$"
-_QUANTITY = re.compile(QUANTITY_PATTERN)
 
 # --- list bounds: CEL cost estimation multiplies by them, so every list a rule walks is bounded ---
+
+MAX_SETTINGS = 64
+MAX_SETTING_VALUE = 15000  # 64 of them and their keys stay under a ConfigMap's 1 MiB
+SETTING_KEY_PATTERN = r"^[-._a-zA-Z0-9]{1,253}$"
+_SETTING_KEY_RULE = "self.all(k, k.matches('^[-._a-zA-Z0-9]{1,253}$') && k != '.' && k != '..')"
 
 MAX_CHECKS = 16
 MAX_ENDPOINTS = 16
@@ -84,7 +83,6 @@ MAX_ANSWER_FILE_CHARACTERS = 2**20 // 4
 # Replicas, rolling-update bounds and user/group ids are int32 in a Deployment. Bounds stay far below
 # 2**63: the API server reads a schema's maximum as a float64, and 2**63 - 1 rounds up and overflows.
 MAX_INT32 = 2**31 - 1
-MAX_INT64 = 2**63 - 1
 
 # Resource names a role may ask for: the container resources every node has.
 RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")
@@ -171,6 +169,10 @@ MSG_ANSWER_FILE_SIZE = (
     f"spec.setup.answerFile.data: file names and contents together must be at most "
     f"{MAX_ANSWER_FILE_CHARACTERS} characters (the ConfigMap holding them is limited to 1 MiB)"
 )
+MSG_SETTING_KEY = (
+    "spec.settings: each key must be a file name of letters, digits, '-', '_' and '.' (not '.' or '..'),"
+    " at most 253 characters"
+)
 MSG_NAME_DNS_1035 = (
     "metadata.name: must be a DNS-1035 label (lowercase letters, digits and '-', starting with a "
     "letter), because the role's Services are named after it"
@@ -223,35 +225,6 @@ def _qualified_rule(var: str) -> str:
         f"{var}.matches('{QUALIFIED_NAME_PATTERN}')"
         f" && (!{var}.contains('/') || {var}.indexOf('/') <= {MAX_QUALIFIED_PREFIX_LENGTH})"
     )
-
-
-_BINARY_EXPONENTS = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
-_DECIMAL_EXPONENTS = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
-# Exact for every value QUANTITY_PATTERN admits (at most 64 digits, exponents below 100).
-_EXACT = Context(prec=400)
-_NANO = Decimal("1e-9")
-
-
-def quantity_value(text: str) -> Decimal:
-    """The value the API server gives a quantity (resource.ParseQuantity, which CEL's quantity() uses).
-
-    Not the exact number: a non-zero value is rounded up to a whole nano, and a value with a binary
-    suffix is capped at the largest int64, so "100Ei" is less than "10E" there, and here.
-    """
-    match = _QUANTITY.fullmatch(text)
-    if match is None:
-        raise ValueError(f"not a quantity: {text!r}")
-    number, suffix = match.group(1), match.group(3) or ""
-    value = Decimal(number)
-    if suffix in _BINARY_EXPONENTS:
-        value = _EXACT.multiply(value, _EXACT.power(Decimal(2), _BINARY_EXPONENTS[suffix]))
-    else:
-        exponent = _DECIMAL_EXPONENTS[suffix] if suffix in _DECIMAL_EXPONENTS else int(suffix[1:])
-        value = _EXACT.multiply(value, _EXACT.power(Decimal(10), exponent))
-    value = value.quantize(_NANO, rounding=ROUND_CEILING, context=_EXACT)
-    if suffix in _BINARY_EXPONENTS:
-        value = min(value, Decimal(MAX_INT64))
-    return value
 
 
 def _defaults_of(model: type[BaseModel]) -> JsonDict:
@@ -898,6 +871,23 @@ class VMRoleSpec(_Spec):
         ge=1,
         le=86400,
     )
+    settings: dict[str, Annotated[str, Field(max_length=MAX_SETTING_VALUE)]] | None = Field(
+        default=None,
+        description=(
+            "Configuration settings, each a file /etc/vmrole/settings/<key> in every instance; a change "
+            "reaches running instances without replacing them (see settingsChange)."
+        ),
+        max_length=MAX_SETTINGS,
+        json_schema_extra={"x-kubernetes-validations": [_rule(_SETTING_KEY_RULE, MSG_SETTING_KEY)]},
+    )
+    settingsChange: Literal["InPlace", "Reboot", "Reimage"] = Field(
+        default="InPlace",
+        description=(
+            "What a settings change does to running instances: InPlace only rewrites the files; Reboot "
+            "and Reimage also restart or replace every instance, rolling, at most "
+            "upgrade.maxUnavailable at a time."
+        ),
+    )
     endpoints: Endpoints = Field(
         default_factory=lambda: Endpoints(),
         json_schema_extra=_defaults_of(Endpoints),
@@ -933,6 +923,14 @@ class VMRoleSpec(_Spec):
         default=None, description="Taints the instances tolerate (as a Pod's tolerations).", max_length=32
     )
 
+    @field_validator("settings")
+    @classmethod
+    def _setting_keys(cls, settings: dict[str, str] | None) -> dict[str, str] | None:
+        for key in settings or {}:
+            if not re.fullmatch(SETTING_KEY_PATTERN, key) or key in (".", ".."):
+                raise ValueError(MSG_SETTING_KEY)
+        return settings
+
     @model_validator(mode="after")
     def _cross_field(self) -> "VMRoleSpec":
         _unique_names(self.autoStart, "spec.autoStart")
@@ -961,9 +959,15 @@ _DATE_TIME: JsonDict = {"format": "date-time"}
 
 
 class InstanceStatus(_Status):
-    """One instance (pod) of the role."""
+    """One pod of the role, under the instance name it runs as."""
 
-    name: str = Field(description="Pod name.")
+    name: str = Field(
+        description=(
+            "Instance name, <role>_IN_<n>: kept across reimage, reboot, heal and upgrade. While a "
+            "replacement takes over, its old pod and the new one are both listed under it."
+        )
+    )
+    pod: str = Field(description="The pod serving (or about to serve) the instance now.")
     state: str = Field(
         description=(
             "Instance state: CreatingVM, StartingVM, StartingRole, ReadyRole, BusyRole, RestartingRole, "
@@ -1013,6 +1017,16 @@ class HealRecord(_Status):
     at: str = Field(description="When it was decided.", json_schema_extra=_DATE_TIME)
 
 
+class SettingsStatus(_Status):
+    """Which spec.settings the instances run with, and since when."""
+
+    hash: str = Field(description="Digest of spec.settings.")
+    changedAt: str = Field(
+        description="When they changed; instances started before, under settingsChange Reboot, restart.",
+        json_schema_extra=_DATE_TIME,
+    )
+
+
 class VMRoleStatus(_Status):
     """Observed state of a VM role."""
 
@@ -1034,8 +1048,8 @@ class VMRoleStatus(_Status):
     )
     instances: list[InstanceStatus] = Field(
         default_factory=list,
-        description="One entry per instance, sorted by name.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        description="One entry per pod, sorted by instance number.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["pod"]},
     )
     conditions: list[Condition] = Field(
         default_factory=list,
@@ -1043,6 +1057,7 @@ class VMRoleStatus(_Status):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     lastReimage: LastReimage | None = Field(default=None, description="The last handled reimage-all request.")
+    settings: SettingsStatus | None = Field(default=None, description="The settings in effect.")
     heals: int = Field(default=0, description="Automatic reimages done so far.")
     recentHeals: list[HealRecord] | None = Field(
         default=None, description="Automatic reimages of the last hour (the rate limit's memory)."
@@ -1125,7 +1140,12 @@ def _without_nulls(value: Any) -> Any:
 
 def parse_role(body: Mapping[str, Any]) -> VMRole:
     """Validate a VMRole object (as the API returns it); raise ValueError naming the bad field(s)."""
+    cleaned = _without_nulls(body)
     try:
-        return VMRole.model_validate(_without_nulls(body))
+        return VMRole.model_validate(cleaned)
     except ValidationError as error:
+        if all(e["loc"][:1] == ("status",) for e in error.errors()):
+            # A status written by an older operator is no reason to refuse the spec: the status is
+            # recomputed from the pods anyway.
+            return VMRole.model_validate({k: v for k, v in cleaned.items() if k != "status"})
         raise ValueError(f"invalid VMRole: {format_validation_error(error)}") from None

@@ -23,6 +23,10 @@ REPO = Path(__file__).resolve().parents[2]
 # never starts with "ic", so local-operator sessions on the same cluster stay apart from it too.
 INCLUSTER = os.environ.get("OPERATOR", "local") == "incluster"
 SESSION_PREFIX = f"e2e-{'ic-' if INCLUSTER else ''}{uuid.uuid4().hex[:4]}-"
+# Which operator's admission webhook is sent the pods of a namespace: this session's own process,
+# or the deployed operator (`make deploy-e2e`, hack/deploy.py), which serves every in-cluster session.
+E2E_OPERATOR_LABEL = "vmrole.dev/e2e-operator"
+E2E_OPERATOR = "incluster" if INCLUSTER else SESSION_PREFIX.rstrip("-")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -54,6 +58,7 @@ def namespace(kube: Kube) -> Iterator[str]:
                     "pod-security.kubernetes.io/enforce": "restricted",
                     "pod-security.kubernetes.io/enforce-version": "latest",
                     "vmrole.dev/e2e": "true",
+                    E2E_OPERATOR_LABEL: E2E_OPERATOR,
                 },
             )
         )
@@ -88,11 +93,14 @@ def operator(crd: None, kube: Kube) -> Iterator[OperatorProcess | InClusterOpera
     if mode != "local":
         pytest.fail(f"OPERATOR={mode}: use OPERATOR=local (a local process) or OPERATOR=incluster")
     process = OperatorProcess(
-        REPO / ".cluster" / "logs" / f"operator-{SESSION_PREFIX}log", namespaces=f"{SESSION_PREFIX}*"
+        REPO / ".cluster" / "logs" / f"operator-{SESSION_PREFIX}log",
+        namespaces=f"{SESSION_PREFIX}*",
+        webhook=(f"vmrole-operator-{E2E_OPERATOR}", f"{E2E_OPERATOR_LABEL}={E2E_OPERATOR}"),
     )
     process.start()
     yield process
     process.stop()
+    kubectl("delete", "mutatingwebhookconfiguration", f"vmrole-operator-{E2E_OPERATOR}", "--ignore-not-found")
 
 
 def _incluster_operator(kube: Kube) -> Iterator[InClusterOperator]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -33,11 +34,30 @@ class OperatorLog:
             f.seek(offset)
             return f.read().decode(errors="replace")
 
+    def handled(self, offset: int, namespace: str, name: str, handler: str = "reconcile_role") -> bool:
+        """The operator logged, after `offset`, that `handler` succeeded for the object: proof that it
+        has seen the object as it was then, when nothing else it does is visible (kopf's JSON log)."""
+        for line in self.log_since(offset).splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            ref = entry.get("object") or {}
+            message = str(entry.get("message", ""))
+            if (ref.get("namespace"), ref.get("name")) == (
+                namespace,
+                name,
+            ) and f"'{handler}' succeeded" in message:
+                return True
+        return False
+
 
 class OperatorProcess(OperatorLog):
-    def __init__(self, log_path: Path, namespaces: str = "") -> None:
+    def __init__(self, log_path: Path, namespaces: str = "", webhook: tuple[str, str] | None = None) -> None:
+        """`webhook`: the MutatingWebhookConfiguration it keeps, and the namespace label it serves."""
         self.log_path = log_path
         self.namespaces = namespaces
+        self.webhook = webhook
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -54,6 +74,17 @@ class OperatorProcess(OperatorLog):
             "VMROLE_LOG_FORMAT": "json",
             "VMROLE_NAMESPACES": self.namespaces,
         }
+        if self.webhook is not None:
+            config, selector = self.webhook
+            # The API server reaches this process on the host: through loopback on the local
+            # cluster, through the address the cluster's env file names elsewhere (kind).
+            host = os.environ.get("VMROLE_E2E_WEBHOOK_HOST", "127.0.0.1")
+            env |= {
+                "VMROLE_WEBHOOK_CONFIG": config,
+                "VMROLE_WEBHOOK_NAMESPACE_SELECTOR": selector,
+                "VMROLE_WEBHOOK_LISTEN": f"{'127.0.0.1' if host == '127.0.0.1' else '0.0.0.0'}:0",
+                "VMROLE_WEBHOOK_HOST": host,
+            }
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

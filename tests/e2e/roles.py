@@ -65,6 +65,21 @@ def wait_available(kube: Kube, namespace: str, name: str, ready: int, timeout: f
     return kube.wait_for(check, timeout, f"role {name} with {ready} ready instances")
 
 
+def observed_after(kube: Kube, namespace: str, name: str, timeout: float = 60) -> None:
+    """Changes a field no pod sees (autoStartTimeoutSeconds) and waits until the operator reports the
+    generation it made: a positive signal that it has handled everything sent before."""
+    timeout_s = int(get_role(kube, namespace, name)["spec"].get("autoStartTimeoutSeconds") or 300)
+    patch_role(kube, namespace, name, {"spec": {"autoStartTimeoutSeconds": timeout_s + 1}})
+    generation = get_role(kube, namespace, name)["metadata"]["generation"]
+    kube.wait_for(
+        lambda: (
+            (get_role(kube, namespace, name).get("status") or {}).get("observedGeneration", 0) >= generation
+        ),
+        timeout,
+        f"the operator to observe generation {generation} of {name}",
+    )
+
+
 def instances(kube: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
     pods = kube.pods(namespace, f"vmrole.dev/role={name}")
     return [p for p in pods if not p["metadata"].get("deletionTimestamp")]

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from vmrole_operator import models as m
 from vmrole_operator.crd import openapi_schema
+from vmrole_operator.quantity import quantity_value
 
 Json = dict[str, Any]
 SCHEMA: Json = openapi_schema()
@@ -153,7 +154,7 @@ def _resources(draw: st.DrawFn) -> Json:
     requests: Json = {}
     for name in draw(names):
         request = draw(quantity)
-        if name in limits and m.quantity_value(request) > m.quantity_value(limits[name]):
+        if name in limits and quantity_value(request) > quantity_value(limits[name]):
             request, limits[name] = limits[name], request
         requests[name] = request
     resources: Json = {}
@@ -226,6 +227,9 @@ def valid_specs(draw: st.DrawFn) -> Json:
     if checks or draw(st.booleans()):
         spec["autoStart"] = checks
     maybe("autoStartTimeoutSeconds", leaf(".autoStartTimeoutSeconds"))
+    setting_keys = st.from_regex(m.SETTING_KEY_PATTERN, fullmatch=True).filter(lambda k: k not in {".", ".."})
+    maybe("settings", st.dictionaries(setting_keys, text(64), max_size=MAX_LIST))
+    maybe("settingsChange", leaf(".settingsChange"))
     endpoints: Json = {}
     checked = [check.get("tcpSocket", check.get("httpGet", {})).get("port") for check in checks]
     maybe_input = draw(_endpoint_list("input", checked))

@@ -1,6 +1,6 @@
 """Property tests against the real API server (server-side dry runs only; no operator, no pod runs).
 
-1. Every role the API server admits gives children (Deployment, Services, NetworkPolicy, ConfigMap,
+1. Every role the API server admits gives children (Deployment, Services, NetworkPolicy, ConfigMaps,
    and the image resolver pod) that the API server admits too: nothing the door let in fails later.
 2. `parse_role` and the CRD agree both ways: what the API server admits parses (as sent, and as
    stored with its defaults, to the same spec), and what parses is admitted. Three sources of roles:
@@ -23,9 +23,11 @@ from hypothesis import HealthCheck, event, given, settings
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from vmrole_operator.builders import build_children
-from vmrole_operator.image_resolution import build_resolver_pod
 from vmrole_operator.models import VMRole, parse_role
+from vmrole_operator.specs.children import build_children
+from vmrole_operator.specs.environment import topology_text
+from vmrole_operator.specs.resolver_pod import build_resolver_pod
+from vmrole_operator.state.names import instance_name
 
 from .conftest import SESSION_PREFIX
 from .kube import Kube
@@ -106,7 +108,16 @@ def _create_child(kube: Kube, namespace: str, child: dict[str, Any]) -> None:
 def _children_are_admitted(kube: Kube, namespace: str, stored: dict[str, Any]) -> None:
     """Build the children exactly as the reconciler does and dry-run each of them."""
     role = parse_role(stored)
-    children = build_children(stored, role, PINNED, role.spec.instances, reimage_round="2026-01-01T00:00:00Z")
+    # The instances file as it would be with three named instances up.
+    holders = [(instance_name(role.name, n), f"10.88.0.{n + 2}") for n in range(3)]
+    children = build_children(
+        stored,
+        role,
+        PINNED,
+        role.spec.instances,
+        reimage_round="2026-01-01T00:00:00Z",
+        topology=topology_text(role, holders),
+    )
     resolver = build_resolver_pod(role)
     kopf.adopt(resolver, owner=cast(kopf.Body, stored))
     for child in [*children, resolver]:

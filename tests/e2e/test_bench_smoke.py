@@ -94,3 +94,11 @@ def test_scale_on_kwok_measured_start_memory_and_writes(results: tuple[dict[str,
     assert isinstance(scale["resync_writes"], int)
     assert run["rss_samples"], "no RSS samples"
     assert _positive(run["floor"]["seconds_to_available"]), "the plain-Deployment floor did not run"
+
+
+def test_busy_ran_both_arms(results: tuple[dict[str, Any], Path]) -> None:
+    busy = results[0]["busy"]
+    assert "skipped" not in busy, busy.get("skipped")
+    for key in ("operator_out", "floor_out", "operator_back", "floor_back"):
+        assert _positive(busy[key]["median"]), key
+    assert _positive(busy["out_ratio_median"])

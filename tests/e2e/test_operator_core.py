@@ -50,8 +50,11 @@ def test_example_role_creates_owned_children_and_deleting_it_removes_them(kube: 
     assert [i["state"] for i in role["status"]["instances"]] == ["ReadyRole"] * 3
 
     table = kubectl("get", "vmr", "web", "-n", namespace)
-    assert table.split("\n")[0].split() == ["NAME", "IMAGE", "INSTANCES", "READY", "AGE"]
-    assert table.split("\n")[1].split()[1:4] == ["localhost/vmrole-test/web:1", "3", "3"]
+    assert table.split("\n")[0].split() == ["NAME", "IMAGE", "INSTANCES", "READY", "AVAILABLE", "AGE"]
+    assert table.split("\n")[1].split()[1:5] == ["localhost/vmrole-test/web:1", "3", "3", "True"]
+    wide = kubectl("get", "vmr", "web", "-n", namespace, "-o", "wide").split("\n")
+    assert wide[0].split()[-1] == "PINNED"
+    assert wide[1].split()[-1] == role["status"]["image"]
 
     kubectl("delete", "vmrole", "web", "-n", namespace, "--wait=true")
     kube.wait_for(
@@ -239,7 +242,6 @@ def test_operator_restart_with_nothing_changed_writes_nothing(
 ) -> None:
     create_role(kube, namespace, role_manifest(instances=2))
     wait_available(kube, namespace, "web", ready=2)
-    time.sleep(3)  # let the last status and EndpointSlice updates settle
 
     def versions() -> dict[str, str]:
         out = {"vmrole": get_role(kube, namespace, "web")["metadata"]["resourceVersion"]}
@@ -253,9 +255,18 @@ def test_operator_restart_with_nothing_changed_writes_nothing(
             out.update({f"{kind}/{o.metadata.name}": o.metadata.resource_version for o in objs})
         return out
 
-    before = versions()
+    def quiet() -> dict[str, str] | None:
+        # The last status, name and file updates have landed: two reads 2 s apart agree.
+        first = versions()
+        time.sleep(2)
+        return first if versions() == first else None
+
+    before = kube.wait_for(quiet, 60, "the role at rest")
+    offset = operator.log_size()
     operator.restart()
-    time.sleep(8)
+    kube.wait_for(
+        lambda: operator.handled(offset, namespace, "web"), 60, "the restarted operator to handle the role"
+    )
     assert versions() == before
 
 

@@ -109,12 +109,17 @@ def test_subresources() -> None:
 
 def test_printer_columns() -> None:
     [version] = build_crd()["spec"]["versions"]
-    columns = [(col["name"], col["type"], col["jsonPath"]) for col in version["additionalPrinterColumns"]]
+    columns = [
+        (col["name"], col["type"], col["jsonPath"], col.get("priority", 0))
+        for col in version["additionalPrinterColumns"]
+    ]
     assert columns == [
-        ("Image", "string", ".spec.image"),
-        ("Instances", "integer", ".spec.instances"),
-        ("Ready", "integer", ".status.readyReplicas"),
-        ("Age", "date", ".metadata.creationTimestamp"),
+        ("Image", "string", ".spec.image", 0),
+        ("Instances", "integer", ".spec.instances", 0),
+        ("Ready", "integer", ".status.readyReplicas", 0),
+        ("Available", "string", '.status.conditions[?(@.type=="Available")].status', 0),
+        ("Age", "date", ".metadata.creationTimestamp", 0),
+        ("Pinned", "string", ".status.image", 1),  # -o wide
     ]
 
 
@@ -249,6 +254,7 @@ def test_status_schema(schema: dict[str, Any]) -> None:
         "instances",
         "conditions",
         "lastReimage",
+        "settings",
         "heals",
         "recentHeals",
     }
@@ -257,9 +263,10 @@ def test_status_schema(schema: dict[str, Any]) -> None:
     assert node_at(schema, ".status.conditions[].status")["enum"] == ["True", "False", "Unknown"]
     assert node_at(schema, ".status.conditions[].lastTransitionTime")["format"] == "date-time"
     assert node_at(schema, ".status.conditions")["x-kubernetes-list-map-keys"] == ["type"]
-    assert node_at(schema, ".status.instances")["x-kubernetes-list-map-keys"] == ["name"]
+    assert node_at(schema, ".status.instances")["x-kubernetes-list-map-keys"] == ["pod"]
     assert set(node_at(schema, ".status.instances[]")["properties"]) == {
         "name",
+        "pod",
         "state",
         "ready",
         "restarts",

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from vmrole_operator import metrics
-from vmrole_operator.instance_state import InstanceState
+from vmrole_operator.state.instance_state import InstanceState
 
 
 def scrape(text: str | None = None) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -133,3 +133,18 @@ def test_metrics_server_serves_the_registry() -> None:
         assert response.status == 200
         body = response.read().decode()
     assert sample(scrape(body), "vmrole_instances", namespace=ns, role=role, state="ReadyRole") == 4
+
+
+def test_each_named_instance_says_whether_it_is_in_rotation() -> None:
+    metrics.set_instances_ready("ns-i", "web", {"web_IN_0": True, "web_IN_1": False})
+
+    def value(name: str) -> float | None:
+        return REGISTRY.get_sample_value(
+            "vmrole_instance_ready", {"namespace": "ns-i", "role": "web", "instance": name}
+        )
+
+    assert (value("web_IN_0"), value("web_IN_1")) == (1.0, 0.0)
+    metrics.set_instances_ready("ns-i", "web", {"web_IN_0": True})
+    assert value("web_IN_1") is None  # scaled away: its series goes
+    metrics.forget_role("ns-i", "web")
+    assert value("web_IN_0") is None

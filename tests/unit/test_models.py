@@ -7,81 +7,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.role_bodies import DIGEST, example_body, minimal_body
 from vmrole_operator import constants as c
 from vmrole_operator import models
-from vmrole_operator.models import VMRole, is_qualified_name, parse_role, quantity_value
-
-DIGEST = "a" * 64
-
-
-def example_body() -> dict[str, Any]:
-    """The VMRole of SEMANTICS.md's "API v1alpha1 (contract)" section."""
-    return {
-        "apiVersion": "vmrole.dev/v1alpha1",
-        "kind": "VMRole",
-        "metadata": {"name": "web", "namespace": "default", "uid": "u-1", "generation": 2},
-        "spec": {
-            "image": "localhost/vmrole-test/web:1",
-            "instances": 3,
-            "command": ["/bin/sh", "-c", "exec httpd -f -p 8080"],
-            "args": [],
-            "env": [{"name": "MODE", "value": "demo"}],
-            "ephemeralDisk": {"mountPaths": ["/scratch", "/tmp"], "sizeLimit": "256Mi"},
-            "setup": {
-                "command": ["/bin/sh", "-c", "cp /etc/vmrole/answer/unattend.xml /scratch/"],
-                "answerFile": {"mountPath": "/etc/vmrole/answer", "data": {"unattend.xml": "<unattend/>"}},
-            },
-            "autoStart": [
-                {"name": "http", "tcpSocket": {"port": 8080}},
-                {"name": "api", "httpGet": {"port": 8080, "path": "/healthz"}},
-            ],
-            "autoStartTimeoutSeconds": 300,
-            "endpoints": {
-                "input": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
-                "internal": [{"name": "peer", "port": 7000, "protocol": "TCP"}],
-                "serviceType": "ClusterIP",
-            },
-            "upgrade": {"maxUnavailable": 1, "maxSurge": 0, "paused": False},
-        },
-        "status": {
-            "observedGeneration": 2,
-            "image": f"localhost/vmrole-test/web@sha256:{DIGEST}",
-            "replicas": 3,
-            "readyReplicas": 3,
-            "selector": "vmrole.dev/role=web",
-            "instances": [
-                {
-                    "name": "web-7d9c5-x2k4p",
-                    "state": "ReadyRole",
-                    "ready": True,
-                    "restarts": 0,
-                    "podIP": "10.88.0.7",
-                    "node": "n1",
-                    "since": "2026-11-22T10:00:00Z",
-                }
-            ],
-            "conditions": [
-                {
-                    "type": "Available",
-                    "status": "True",
-                    "reason": "MinimumInstancesReady",
-                    "message": "3 of 3 instances ready",
-                    "observedGeneration": 2,
-                    "lastTransitionTime": "2026-11-22T10:00:00Z",
-                }
-            ],
-            "lastReimage": {"token": "2026-11-22T10:00:00Z", "startedAt": "2026-11-22T10:00:00Z"},
-        },
-    }
-
-
-def minimal_body(**spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "vmrole.dev/v1alpha1",
-        "kind": "VMRole",
-        "metadata": {"name": "web", "namespace": "default"},
-        "spec": {"image": "localhost/vmrole-test/web:1", **spec},
-    }
+from vmrole_operator.models import VMRole, is_qualified_name, parse_role
+from vmrole_operator.quantity import quantity_value
 
 
 def test_example_parses() -> None:
@@ -525,6 +455,25 @@ def test_parse_does_not_mutate_the_body() -> None:
     before = copy.deepcopy(body)
     parse_role(body)
     assert body == before
+
+
+def test_a_status_an_older_operator_wrote_never_makes_the_spec_unusable() -> None:
+    body = example_body()
+    del body["status"]["instances"][0]["pod"]  # before named instances, entries had no pod
+    role = parse_role(body)
+    assert role.status is None
+    assert role.spec.instances == 3
+
+
+def test_settings_keys_are_file_names() -> None:
+    assert parse_role(minimal_body(settings={"db.url": "x", "greeting": "hi"})).spec.settings == {
+        "db.url": "x",
+        "greeting": "hi",
+    }
+    for key in ("..", ".", "a/b", "", "k" * 254):
+        with pytest.raises(ValueError, match=r"spec\.settings"):
+            parse_role(minimal_body(settings={key: "x"}))
+    assert parse_role(minimal_body()).spec.settingsChange == "InPlace"
 
 
 def test_pod_shaped_fields_at_their_limits_parse() -> None:

@@ -1,0 +1,97 @@
+"""Pinning the golden image: a tag becomes a digest through a resolver pod, before any instance runs.
+
+A digest in spec.image is used as it is. For a tag, the resolver pod (specs/resolver_pod.py) makes
+the kubelet resolve it; its reported digest is written to `status.image` (with `status.specImage`,
+the tag it came from), and only then is the Deployment created or rolled, always with the digest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from ..kube.api import PODS, KubeApi
+from ..kube.errors import EXISTS, GONE_OR_REPLACED, unless
+from ..kube.events import EventPoster
+from ..models import VMRole
+from ..specs.resolver_pod import build_resolver_pod, resolver_pod_name
+from ..state.observed import Observed
+from ..state.pinning import is_digest_reference, read_resolver_pod
+from .status_io import patch_role_status
+
+
+@dataclass(frozen=True)
+class Pin:
+    """The digest reference instances run, and the spec.image it was resolved from."""
+
+    image: str | None
+    resolved_from: str | None
+
+    def covers(self, spec_image: str) -> bool:
+        return self.image is not None and self.resolved_from == spec_image
+
+
+def current_pin(role: VMRole, status: Mapping[str, Any]) -> Pin:
+    if is_digest_reference(role.spec.image):
+        return Pin(role.spec.image, role.spec.image)
+    return Pin(status.get("image"), status.get("specImage"))
+
+
+class ImagePinning:
+    def __init__(self, kube: KubeApi, post_event: EventPoster) -> None:
+        self.kube = kube
+        self.post_event = post_event
+
+    def resolve(self, body: Mapping[str, Any], role: VMRole, pin: Pin, observed: Observed) -> Pin:
+        """Returns the new pin when the resolver pod has reported it, else the current one."""
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        resolver = build_resolver_pod(role)
+        kopf.adopt(resolver, owner=body)  # type: ignore[arg-type]
+        actual = observed.resolver(resolver["metadata"]["name"])
+        if actual is None:
+            # Created, never applied: it is never updated, and a 409 tells an index that has not
+            # seen our pod yet apart from a first creation (one Event, not one per run).
+            if unless(EXISTS, lambda: self.kube.create(PODS, namespace, resolver)) is not None:
+                self.post_event(
+                    body,
+                    "Normal",
+                    "ResolvingImage",
+                    f"resolving {role.spec.image} to a digest with pod {resolver['metadata']['name']}",
+                )
+            return pin
+        resolution = read_resolver_pod(actual)
+        if resolution is None or resolution.pinned is None:
+            if resolution is not None and resolution.failure:
+                self.post_event(
+                    body,
+                    "Warning",
+                    "ImageResolutionFailed",
+                    f"spec.image {role.spec.image}: {resolution.failure}",
+                )
+            return pin
+        new_pin = Pin(resolution.pinned, role.spec.image)
+        patch_role_status(
+            self.kube, namespace, name, {"image": new_pin.image, "specImage": new_pin.resolved_from}
+        )
+        self.post_event(
+            body, "Normal", "ImagePinned", f"golden image {role.spec.image} pinned as {new_pin.image}"
+        )
+        self.delete_resolvers(namespace, observed, keep=None)
+        return new_pin
+
+    def tidy(self, role: VMRole, pin: Pin, namespace: str, observed: Observed) -> None:
+        """Resolver pods no longer needed go: all once pinned, else all but the current tag's."""
+        keep = None if pin.covers(role.spec.image) else resolver_pod_name(role.name, role.spec.image)
+        self.delete_resolvers(namespace, observed, keep=keep)
+
+    def delete_resolvers(self, namespace: str, observed: Observed, keep: str | None) -> None:
+        for pod in observed.resolvers:
+            meta = pod["metadata"]
+            if meta["name"] != keep and not meta.get("deletionTimestamp"):
+                self._delete(namespace, meta["name"], meta["uid"])
+
+    def _delete(self, namespace: str, name: str, uid: str) -> None:
+        unless(GONE_OR_REPLACED, lambda: self.kube.delete(PODS, namespace, name, uid))

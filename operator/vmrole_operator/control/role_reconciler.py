@@ -1,0 +1,175 @@
+"""Level-based reconciliation of one VMRole: its image pin, reimage-all round, children and status.
+
+Every write is skipped when the object already matches what the indexes hold, so a restart with
+nothing changed makes zero writes. Children are written with server-side apply (field manager
+`vmrole-operator`): it creates, repairs hand edits, and drops fields the role no longer asks for, in
+one idempotent call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .. import metrics
+from ..clock import Clock
+from ..kube.api import APPLY_PATCH, BY_KIND, KubeApi, Resource
+from ..kube.errors import GONE_OR_REPLACED, unless
+from ..kube.events import EventPoster
+from ..models import VMRole
+from ..specs.children import build_children
+from ..specs.drift import child_differs
+from ..specs.environment import topology_configmap_name
+from ..state.instance_state import seconds_to_next_deadline
+from ..state.observed import Observed, trim_child
+from .image_pinning import ImagePinning, Pin, current_pin
+from .instance_names import InstanceNames
+from .role_environment import nudge, topology_of
+from .role_reader import RoleReader
+from .role_workers import Work
+from .status_writer import StatusWriter
+
+FIELD_MANAGER = "vmrole-operator"
+
+# Children that go when the role stops asking for them (the Deployment never does: it is the role).
+SWEPT_KINDS = ("ConfigMap", "Service", "NetworkPolicy")
+
+
+class RoleReconciler:
+    """The blocking work for one role; `RoleWorkers` runs it one role at a time, off the event loop.
+
+    What the role's children and pods look like comes in an `Observed` snapshot of kopf's indexes;
+    only the VMRole itself is read from the API (`RoleReader`).
+    """
+
+    def __init__(
+        self,
+        kube: KubeApi,
+        roles: RoleReader,
+        check_image: str,
+        post_event: EventPoster,
+        clock: Clock | None = None,
+    ) -> None:
+        self.kube = kube
+        self.clock = clock or Clock()
+        self.roles = roles
+        self.check_image = check_image
+        self.post_event = post_event
+        self.pinning = ImagePinning(kube, post_event)
+        self.status = StatusWriter(kube, post_event)
+        self.names = InstanceNames(kube, post_event)
+
+    def run(self, namespace: str, name: str, work: Work, observed: Observed) -> float | None:
+        """Converges one role: for RECONCILE its image pin, reimage round and children; always its
+        status. `observed` is what the indexes held when this run started. Returns in how many
+        seconds the status needs another look though no object may change by then (an auto-start
+        deadline), or None."""
+        with metrics.timed_reconcile(namespace, name):
+            found = self.roles.read(namespace, name)
+            if found is None:
+                return None
+            body, role = found
+            status = dict(body.get("status") or {})
+            pin = current_pin(role, status)
+            deployment = observed.child("Deployment", name)
+            topology = topology_of(role, observed.pods)
+            if work >= Work.RECONCILE:
+                if not pin.covers(role.spec.image):
+                    pin = self.pinning.resolve(body, role, pin, observed)
+                    if pin.covers(role.spec.image):
+                        status.update(image=pin.image, specImage=pin.resolved_from)
+                self.status.start_reimage_round(body, role, status, self.clock.now())
+                reimage_round = (status.get("lastReimage") or {}).get("token")
+                deployment = self._ensure_children(body, role, pin, reimage_round, topology, observed)
+            else:
+                # Pods came, went or changed: the instance list may have, too.
+                wanted = topology_configmap_name(role)
+                children = self._children(body, role, pin, None, topology)
+                [instances] = [ch for ch in children if ch["metadata"]["name"] == wanted]
+                self._apply_child(body, instances, observed)
+            if not self.names.keep(body, role.name, observed.pods):
+                nudge(self.kube, role, observed.pods)
+            now = self.clock.now()
+            self.status.write(body, role, pin, status, observed.pods, deployment, now)
+            return seconds_to_next_deadline(role, observed.pods, now)
+
+    def _children(
+        self, body: Mapping[str, Any], role: VMRole, pin: Pin, reimage_round: str | None, topology: str
+    ) -> list[dict[str, Any]]:
+        image = pin.image or role.spec.image
+        return build_children(
+            body, role, image, role.spec.instances, reimage_round, self.check_image, topology=topology
+        )
+
+    def _ensure_children(
+        self,
+        body: Mapping[str, Any],
+        role: VMRole,
+        pin: Pin,
+        reimage_round: str | None,
+        topology: str,
+        observed: Observed,
+    ) -> dict[str, Any] | None:
+        """Applies what drifted, deletes what is no longer asked for; returns the Deployment."""
+        namespace = body["metadata"]["namespace"]
+        children = self._children(body, role, pin, reimage_round, topology)
+        if pin.image is None:
+            # Nothing runs before the golden image is pinned; Services and policy may exist already.
+            children = [ch for ch in children if ch["kind"] != "Deployment"]
+        else:
+            self.pinning.tidy(role, pin, namespace, observed)
+        deployment = observed.child("Deployment", role.name)
+        for child in children:
+            applied = self._apply_child(body, child, observed)
+            if child["kind"] == "Deployment":
+                deployment = applied
+        self._delete_unwanted(body, {(ch["kind"], ch["metadata"]["name"]) for ch in children}, observed)
+        return deployment
+
+    def _apply_child(
+        self, body: Mapping[str, Any], desired: dict[str, Any], observed: Observed
+    ) -> dict[str, Any]:
+        namespace, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
+        actual = observed.child(desired["kind"], name)
+        if actual is not None and not child_differs(desired, actual):
+            return actual
+        applied = self.kube.patch(
+            BY_KIND[desired["kind"]],
+            namespace,
+            name,
+            desired,
+            content_type=APPLY_PATCH,
+            field_manager=FIELD_MANAGER,
+            force=True,
+        )
+        verb = "Created" if actual is None else "Repaired"
+        self.post_event(
+            body, "Normal", f"{verb}{desired['kind']}", f"{verb.lower()} {desired['kind']} {name}"
+        )
+        return trim_child(applied)
+
+    def _delete_unwanted(
+        self, body: Mapping[str, Any], wanted: set[tuple[str, str]], observed: Observed
+    ) -> None:
+        """Children the role no longer asks for (an endpoint list emptied, an inline answer file dropped)."""
+        namespace, uid = body["metadata"]["namespace"], body["metadata"]["uid"]
+        for (kind, child_name), obj in observed.children.items():
+            meta = obj["metadata"]
+            owned = any(ref.get("uid") == uid for ref in meta.get("ownerReferences") or [])
+            if (
+                kind not in SWEPT_KINDS
+                or not owned
+                or (kind, child_name) in wanted
+                or meta.get("deletionTimestamp")
+            ):
+                continue
+            self._delete(BY_KIND[kind], namespace, child_name, meta["uid"])
+            self.post_event(
+                body,
+                "Normal",
+                f"Deleted{kind}",
+                f"deleted {kind} {child_name}: the role no longer asks for it",
+            )
+
+    def _delete(self, resource: Resource, namespace: str, name: str, uid: str) -> None:
+        unless(GONE_OR_REPLACED, lambda: self.kube.delete(resource, namespace, name, uid))

@@ -1,0 +1,282 @@
+"""Reimage, reboot and busy against the in-memory API, with the test playing the ReplicaSet and kubelet."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from tests.support.cluster_state import instance_pod, observe, role_object, stored_role
+from tests.support.fake_clock import FakeClock
+from tests.support.fake_kube import Crash, FakeKube
+from vmrole_operator import constants as c
+from vmrole_operator.control.instance_api import InstanceApi
+from vmrole_operator.control.instance_operations import InstanceOperations
+from vmrole_operator.control.reboot import RebootSteps
+from vmrole_operator.control.reimage import ReimageSteps
+from vmrole_operator.control.role_reader import RoleReader
+from vmrole_operator.control.role_reconciler import RoleReconciler
+from vmrole_operator.control.role_workers import Work
+from vmrole_operator.control.rotation import RotationSteps, rotation_out_of_step
+from vmrole_operator.kube.api import ENDPOINT_SLICES, MERGE_PATCH, PODS, VMROLES
+
+DIGEST_IMAGE = "localhost/vmrole-test/web@sha256:" + "b" * 64
+Event = tuple[str, str, str]
+
+
+class World:
+    """The API, a clock, the role `web` with its Deployment, and what the operator posted."""
+
+    def __init__(self, instances: int = 2, **spec: Any) -> None:
+        self.kube = FakeKube()
+        self.clock = FakeClock(self.kube.now)
+        self.events: list[Event] = []
+        self.kube.put(VMROLES, role_object(image=DIGEST_IMAGE, instances=instances, **spec))
+        reconciler = RoleReconciler(self.kube, RoleReader(self.kube), "pause:test", self.post, self.clock)
+        reconciler.run("ns", "web", Work.RECONCILE, observe(self.kube, "ns", "web"))
+        self.events.clear()
+        self.api = InstanceApi(self.kube, RoleReader(self.kube), self.clock)
+
+    def post(self, obj: Any, type_: str, reason: str, message: str) -> None:
+        self.events.append((obj["metadata"]["name"], type_, reason))
+
+    def pod(self, name: str, **kwargs: Any) -> dict[str, Any]:
+        return instance_pod(self.kube, stored_role(self.kube), name, **kwargs)
+
+    def annotate(self, name: str, **annotations: str) -> dict[str, Any]:
+        return self.kube.patch(
+            PODS, "ns", name, {"metadata": {"annotations": annotations}}, content_type=MERGE_PATCH
+        )
+
+    def stored(self, name: str) -> dict[str, Any] | None:
+        return self.kube.stored(PODS, "ns", name)
+
+    def reasons(self, name: str) -> list[str]:
+        return [reason for who, _, reason in self.events if who == name]
+
+    def run(self, steps: Callable[[str, str, str], Awaitable[None]], pod: dict[str, Any]) -> None:
+        asyncio.run(steps("ns", pod["metadata"]["name"], pod["metadata"]["uid"]))
+
+
+def replacement_arrives(world: World, after_sleeps: int = 1, name: str = "web-c") -> None:
+    """The ReplicaSet starts a replacement once the victim left the pool; it is ready a while later."""
+
+    def hook(sleeps: int) -> None:
+        if sleeps == after_sleeps and world.stored(name) is None:
+            world.pod(name, ip="10.244.0.30")
+
+    world.clock.hooks.append(hook)
+
+
+def test_reimage_surges_first_drains_and_deletes_the_victim_once() -> None:
+    world = World()
+    world.pod("web-a", ip="10.244.0.10")
+    world.pod("web-b", ip="10.244.0.11")
+    victim = world.annotate("web-a", **{c.REIMAGE_ANNOTATION: "t-1"})
+    before = len(world.kube.writes)
+    replacement_arrives(world)
+    world.run(ReimageSteps(world.api, world.post).run, victim)
+
+    assert world.stored("web-a") is None
+    assert world.kube.count("delete", "pods", "web-a") == 1
+    writes = [(w.verb, w.name) for w in world.kube.writes[before:] if w.resource == "pods"]
+    # Out of the pool first (the ReplicaSet surges), then out of rotation, then deleted.
+    assert writes == [("patch", "web-a"), ("patch", "web-a"), ("delete", "web-a")]
+    assert world.clock.sleeps >= 1  # it waited for the replacement before taking the victim out
+    assert world.reasons("web-a") == ["ReimageStarted", "Reimaged"]
+    assert world.reasons("web") == ["ReimageStarted", "Reimaged"]
+
+
+def test_the_victim_leaves_the_pool_owned_by_the_role_and_out_of_rotation_before_deletion() -> None:
+    world = World()
+    world.pod("web-a")
+    world.pod("web-b")
+    victim = world.annotate("web-a", **{c.REIMAGE_ANNOTATION: "t-1"})
+    seen: list[dict[str, Any]] = []
+    original_delete = world.kube.delete
+
+    def spy(*args: Any) -> dict[str, Any]:
+        seen.append(world.kube.stored(PODS, "ns", "web-a") or {})
+        return original_delete(*args)
+
+    world.kube.delete = spy  # type: ignore[method-assign]
+    replacement_arrives(world)
+    world.run(ReimageSteps(world.api, world.post).run, victim)
+    [before_delete] = seen
+    meta = before_delete["metadata"]
+    assert c.IN_POOL_LABEL not in meta["labels"]
+    assert meta["labels"][c.IN_ROTATION_LABEL] == "reimage"
+    assert any(r["kind"] == "VMRole" and r["name"] == "web" for r in meta["ownerReferences"])
+    assert c.REIMAGE_STARTED_ANNOTATION in meta["annotations"]
+
+
+def test_reimage_waits_for_the_victims_endpoint_to_drain() -> None:
+    world = World(
+        endpoints={"input": [{"name": "http", "port": 80, "targetPort": 8080}]},
+        autoStart=[{"name": "http", "tcpSocket": {"port": 8080}}],
+    )
+    world.pod("web-a", ip="10.244.0.10")
+    world.pod("web-b", ip="10.244.0.11")
+    world.pod("web-c", ip="10.244.0.12", labels={c.IN_POOL_LABEL: "true"})  # the pool is whole already
+    endpoint_slice = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "web-x", "namespace": "ns", "labels": {"kubernetes.io/service-name": "web"}},
+        "endpoints": [{"addresses": ["10.244.0.10"], "conditions": {"ready": True}}],
+    }
+    world.kube.put(ENDPOINT_SLICES, endpoint_slice)
+
+    def controller(sleeps: int) -> None:
+        if sleeps == 3:  # the EndpointSlice controller drops the victim a moment after the label
+            world.kube.put(ENDPOINT_SLICES, {**endpoint_slice, "endpoints": []})
+
+    world.clock.hooks.append(controller)
+    victim = world.annotate("web-a", **{c.REIMAGE_ANNOTATION: "t-1"})
+    world.run(ReimageSteps(world.api, world.post).run, victim)
+    assert world.stored("web-a") is None
+    assert world.clock.sleeps == 3
+    assert "DrainTimeout" not in world.reasons("web-a")
+
+
+@pytest.mark.parametrize("crash_after", [1, 2, 3])
+def test_a_reimage_killed_between_any_two_steps_finishes_exactly_once(crash_after: int) -> None:
+    world = World()
+    world.pod("web-a")
+    world.pod("web-b")
+    victim = world.annotate("web-a", **{c.REIMAGE_ANNOTATION: "t-1"})
+    replacement_arrives(world)
+    world.kube.crash_after(crash_after)
+    with pytest.raises(Crash):
+        world.run(ReimageSteps(world.api, world.post).run, victim)
+    # A new operator: the pod's next event starts the steps again.
+    current = world.stored("web-a")
+    if current is not None:
+        restarted = InstanceApi(world.kube, RoleReader(world.kube), world.clock)
+        world.run(ReimageSteps(restarted, world.post).run, current)
+    assert world.stored("web-a") is None
+    assert world.kube.count("delete", "pods", "web-a") == 1
+    assert world.stored("web-b") is not None
+    assert world.stored("web-c") is not None
+
+
+def test_a_reimage_never_deletes_a_newer_pod_of_the_same_name() -> None:
+    world = World()
+    world.pod("web-a")
+    world.pod("web-b")
+    victim = world.annotate("web-a", **{c.REIMAGE_ANNOTATION: "t-1"})
+
+    def replaced_by_hand(sleeps: int) -> None:
+        if sleeps == 1:  # someone deletes the victim; a pod of the same name comes back
+            old = world.stored("web-a")
+            assert old is not None
+            world.kube.delete(PODS, "ns", "web-a", old["metadata"]["uid"])
+            world.pod("web-a")
+
+    world.clock.hooks.append(replaced_by_hand)
+    world.run(ReimageSteps(world.api, world.post).run, victim)
+    newer = world.stored("web-a")
+    assert newer is not None
+    assert newer["metadata"]["uid"] != victim["metadata"]["uid"]
+    assert "Reimaged" not in world.reasons("web-a")
+
+
+def test_a_paused_role_holds_a_reimage_until_it_is_unpaused() -> None:
+    world = World(upgrade={"paused": True})
+    world.pod("web-a")
+    world.pod("web-b")
+    victim = world.annotate("web-a", **{c.REIMAGE_ANNOTATION: "t-1"})
+
+    def unpause(sleeps: int) -> None:
+        if sleeps == 3:
+            assert world.stored("web-a") is not None  # nothing deleted while paused
+            world.kube.patch(
+                VMROLES, "ns", "web", {"spec": {"upgrade": {"paused": False}}}, content_type=MERGE_PATCH
+            )
+
+    world.clock.hooks.append(unpause)
+    replacement_arrives(world, after_sleeps=4)
+    world.run(ReimageSteps(world.api, world.post).run, victim)
+    assert world.stored("web-a") is None
+    assert world.reasons("web-a").count("ReimageHeld") == 1
+
+
+def test_without_room_to_surge_the_victim_goes_after_the_deadline() -> None:
+    world = World(autoStartTimeoutSeconds=5)
+    world.pod("web-a")
+    world.pod("web-b")
+    victim = world.annotate("web-a", **{c.REIMAGE_ANNOTATION: "t-1"})
+    world.run(ReimageSteps(world.api, world.post).run, victim)  # no replacement ever arrives
+    assert world.stored("web-a") is None
+    assert 5 <= world.clock.slept <= 6
+
+
+def test_reboot_takes_the_instance_out_restarts_it_once_and_brings_it_back() -> None:
+    world = World()
+    pod = world.pod("web-a")
+    world.annotate("web-a", **{c.REBOOT_ANNOTATION: "r-1"})
+    world.run(RebootSteps(world.api, world.post).run, pod)
+    rebooted = world.stored("web-a")
+    assert rebooted is not None
+    annotations = rebooted["metadata"]["annotations"]
+    assert (annotations[c.REBOOT_DONE_ANNOTATION], annotations[c.REBOOT_RESTARTS_ANNOTATION]) == ("r-1", "0")
+    assert rebooted["spec"]["containers"][0]["image"] == DIGEST_IMAGE.replace("@", ":vmrole-reboot@")
+    assert rebooted["metadata"]["labels"][c.IN_ROTATION_LABEL] == "reboot"
+    assert rebooted["metadata"]["uid"] == pod["metadata"]["uid"]
+
+    patches = world.kube.count("patch", "pods", "web-a")
+    world.run(RebootSteps(world.api, world.post).run, pod)  # the same token again: nothing
+    assert world.kube.count("patch", "pods", "web-a") == patches
+    assert not rotation_out_of_step(rebooted)  # the kubelet has not restarted it yet
+
+    rebooted["status"]["containerStatuses"][0]["restartCount"] = 1
+    world.kube.put(PODS, rebooted)
+    assert rotation_out_of_step(rebooted)
+    world.run(RotationSteps(world.api, world.post).run, rebooted)
+    assert world.stored("web-a")["metadata"]["labels"][c.IN_ROTATION_LABEL] == "true"
+    assert world.reasons("web-a") == ["Rebooted"]  # no busy Events for a reboot
+
+
+def test_reboot_of_an_unpinned_instance_is_refused() -> None:
+    world = World()
+    pod = world.pod("web-a")
+    world.kube.patch(PODS, "ns", "web-a", {"spec": {"containers": [{"name": "role", "image": "web:1"}]}})
+    world.annotate("web-a", **{c.REBOOT_ANNOTATION: "r-1"})
+    world.run(RebootSteps(world.api, world.post).run, pod)
+    assert world.reasons("web-a") == ["RebootRefused"]
+
+
+def test_busy_out_and_back_in_keeps_the_pod() -> None:
+    world = World()
+    world.pod("web-a")
+    pod = world.annotate("web-a", **{c.BUSY_ANNOTATION: "true"})
+    world.run(RotationSteps(world.api, world.post).run, pod)
+    busy = world.stored("web-a")
+    assert busy is not None
+    assert busy["metadata"]["labels"][c.IN_ROTATION_LABEL] == "busy"
+    assert busy["metadata"]["annotations"][c.ROTATION_CHANGED_ANNOTATION] == "2026-11-28T12:00:00Z"
+    world.annotate("web-a", **{c.BUSY_ANNOTATION: "false"})
+    world.run(RotationSteps(world.api, world.post).run, pod)
+    assert world.stored("web-a")["metadata"]["labels"][c.IN_ROTATION_LABEL] == "true"
+    assert world.reasons("web-a") == ["InstanceBusy", "InstanceNotBusy"]
+    assert world.kube.count("delete", "pods") == 0
+
+
+def test_observe_starts_one_task_per_pod_and_request() -> None:
+    world = World()
+    world.pod("web-a")
+    world.pod("web-b")
+    pod = world.annotate("web-a", **{c.BUSY_ANNOTATION: "true"})
+    patches = world.kube.count("patch", "pods", "web-a")
+
+    async def scenario() -> None:
+        operations = InstanceOperations(world.kube, RoleReader(world.kube), world.post, world.clock)
+        for _ in range(5):  # a burst of events for the same pod
+            operations.observe(pod)
+        await asyncio.sleep(0.2)
+        await operations.close()
+
+    asyncio.run(scenario())
+    assert world.kube.count("patch", "pods", "web-a") == patches + 1
+    assert world.reasons("web-a") == ["InstanceBusy"]
