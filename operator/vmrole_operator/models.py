@@ -8,13 +8,21 @@ validator (so `parse_role` agrees with the API server). Both use the same messag
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
 from vmrole_operator import constants as c
-from vmrole_operator.quantity import QUANTITY_PATTERN
+from vmrole_operator.quantity import QUANTITY_PATTERN, quantity_value
 
 # --- patterns (RE2 and Rust-regex compatible: no look-around, no back-references) ---
 
@@ -32,11 +40,26 @@ DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DNS_1035_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 LABEL_VALUE_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+# A label value may be empty (nodeSelector values, toleration values).
+LABEL_VALUE_OR_EMPTY_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$"
+# Label keys, taint keys: [DNS subdomain "/"] name, the name at most 63 characters. The prefix's own
+# bound (253) cannot be said in RE2 without look-around, so it is a separate check (_QUALIFIED_RULE).
+QUALIFIED_NAME_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+MAX_QUALIFIED_PREFIX_LENGTH = 253
+# A ConfigMap/Secret key (a file name in the answer-file volume): not ".", "..", nor starting with "..".
+CONFIG_MAP_KEY_PATTERN = r"^[.]?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"
+MAX_CONFIG_MAP_KEY_LENGTH = 253
 # Absolute, not "/", no empty, "." or ".." components (the path doubles as an emptyDir subPath).
 ABSOLUTE_PATH_PATTERN = r"^(/\.{0,2}[A-Za-z0-9_@+~-][A-Za-z0-9._@+~-]*)+$"
 HTTP_PATH_PATTERN = r"^/[!-~]*$"
 ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+# Matched with fullmatch: Python's "$" also matches before a final newline, RE2's (CEL's) does not.
 _DNS_1035 = re.compile(DNS_1035_PATTERN)
+_QUALIFIED_NAME = re.compile(QUALIFIED_NAME_PATTERN)
+_CONFIG_MAP_KEY = re.compile(CONFIG_MAP_KEY_PATTERN)
 
 # --- list bounds: CEL cost estimation multiplies by them, so every list a rule walks is bounded ---
 
@@ -51,6 +74,42 @@ MAX_MOUNT_PATHS = 16
 MAX_ARGS = 256
 MAX_ENV = 256
 MAX_PATH_LENGTH = 256
+MAX_NODE_SELECTOR = 64
+MAX_ANSWER_FILES = 64
+# The ConfigMap holding an inline answer file may not exceed 1 MiB; counted in characters (all CEL can
+# count cheaply), at most 4 bytes each.
+MAX_ANSWER_FILE_CHARACTERS = 2**20 // 4
+
+# Replicas, rolling-update bounds and user/group ids are int32 in a Deployment. Bounds stay far below
+# 2**63: the API server reads a schema's maximum as a float64, and 2**63 - 1 rounds up and overflows.
+MAX_INT32 = 2**31 - 1
+
+# Resource names a role may ask for: the container resources every node has.
+RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")
+# Downward API fields an environment variable may read (the Pod API's list for env).
+EnvFieldPath = Literal[
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "spec.nodeName",
+    "spec.serviceAccountName",
+    "status.hostIP",
+    "status.hostIPs",
+    "status.podIP",
+    "status.podIPs",
+]
+EnvResourceField = Literal[
+    "limits.cpu",
+    "limits.memory",
+    "limits.ephemeral-storage",
+    "requests.cpu",
+    "requests.memory",
+    "requests.ephemeral-storage",
+]
+# The Pod API compares a divisor's canonical form with these lists; only canonical forms are taken here.
+Divisor = Literal["1m", "1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei"]
+CPU_DIVISORS = ("1m", "1")
+BYTE_DIVISORS = tuple(d for d in get_args(Divisor) if d != "1m")
 
 # --- rule messages, shared by the CEL rules and the pydantic validators ---
 
@@ -72,6 +131,43 @@ MSG_ANSWER_MOUNT_CLASH = (
 MSG_NAME_TOO_LONG = (
     f"metadata.name: must be at most {c.MAX_ROLE_NAME_LENGTH} characters, "
     f"so that the Service <name>{c.INTERNAL_SERVICE_SUFFIX} is a valid name"
+)
+MSG_NODE_SELECTOR_KEYS = (
+    "spec.nodeSelector: every key must be a label key: an optional DNS subdomain prefix of at most "
+    "253 characters and '/', then at most 63 characters of [-A-Za-z0-9_.] starting and ending "
+    "alphanumeric"
+)
+MSG_TOLERATION_KEY = (
+    "spec.tolerations: key must be a label key: an optional DNS subdomain prefix of at most 253 "
+    "characters and '/', then at most 63 characters of [-A-Za-z0-9_.] starting and ending alphanumeric"
+)
+MSG_TOLERATION_KEYLESS_EXISTS = (
+    "spec.tolerations: operator must be Exists when key is empty (match every taint)"
+)
+MSG_TOLERATION_EXISTS_NO_VALUE = "spec.tolerations: value must be empty when operator is Exists"
+MSG_TOLERATION_SECONDS_NO_EXECUTE = "spec.tolerations: tolerationSeconds requires effect NoExecute"
+MSG_RESOURCE_NAMES = {
+    kind: f"spec.resources.{kind}: resource names must be cpu, memory or ephemeral-storage"
+    for kind in ("requests", "limits")
+}
+MSG_REQUESTS_WITHIN_LIMITS = (
+    "spec.resources.requests: every request must be at most the limit for the same resource in "
+    "spec.resources.limits"
+)
+MSG_VALUE_FROM_ONE_SOURCE = (
+    "spec.env.valueFrom: exactly one of fieldRef, resourceFieldRef, configMapKeyRef, secretKeyRef must be set"
+)
+MSG_DIVISOR = (
+    "spec.env.valueFrom.resourceFieldRef.divisor: must be 1m or 1 for cpu, and one of "
+    f"{', '.join(BYTE_DIVISORS)} for memory and ephemeral-storage"
+)
+MSG_ANSWER_FILE_KEYS = (
+    "spec.setup.answerFile.data: every key must be a file name of at most 253 characters of "
+    "[-._a-zA-Z0-9], neither '.' nor '..' nor starting with '..'"
+)
+MSG_ANSWER_FILE_SIZE = (
+    f"spec.setup.answerFile.data: file names and contents together must be at most "
+    f"{MAX_ANSWER_FILE_CHARACTERS} characters (the ConfigMap holding them is limited to 1 MiB)"
 )
 MSG_SETTING_KEY = (
     "spec.settings: each key must be a file name of letters, digits, '-', '_' and '.' (not '.' or '..'),"
@@ -117,6 +213,20 @@ def _unique_names(items: list[Any], field: str) -> None:
         raise ValueError(f"{field}: duplicate name(s) {', '.join(map(repr, dups))}")
 
 
+def is_qualified_name(key: str) -> bool:
+    """A label key (also a taint key): what the Pod API accepts in nodeSelector and tolerations."""
+    prefix, slash, _ = key.rpartition("/")
+    return bool(_QUALIFIED_NAME.fullmatch(key)) and (not slash or len(prefix) <= MAX_QUALIFIED_PREFIX_LENGTH)
+
+
+def _qualified_rule(var: str) -> str:
+    """CEL twin of is_qualified_name (a qualified name has at most one "/")."""
+    return (
+        f"{var}.matches('{QUALIFIED_NAME_PATTERN}')"
+        f" && (!{var}.contains('/') || {var}.indexOf('/') <= {MAX_QUALIFIED_PREFIX_LENGTH})"
+    )
+
+
 def _defaults_of(model: type[BaseModel]) -> JsonDict:
     """Schema default for an optional nested object: all of its own defaults, spelled out.
 
@@ -133,6 +243,7 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=64)]
 AbsolutePath = Annotated[str, Field(pattern=ABSOLUTE_PATH_PATTERN, max_length=MAX_PATH_LENGTH)]
 ArgList = Annotated[list[str], Field(max_length=MAX_ARGS)]
+LabelValueOrEmpty = Annotated[str, Field(pattern=LABEL_VALUE_OR_EMPTY_PATTERN, max_length=63)]
 
 
 class _Spec(BaseModel):
@@ -142,6 +253,86 @@ class _Spec(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class FieldRef(_Spec):
+    """A field of the instance's own pod (the downward API)."""
+
+    apiVersion: Literal["v1"] | None = Field(default=None, description="Version of the pod schema: v1.")
+    fieldPath: EnvFieldPath = Field(description="The pod field, e.g. metadata.name or status.podIP.")
+
+
+class ResourceFieldRef(_Spec):
+    """A request or limit of the container the variable is set in."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _rule(
+                    "!has(self.divisor) || (self.resource.endsWith('.cpu')"
+                    f" ? self.divisor in {list(CPU_DIVISORS)} : self.divisor in {list(BYTE_DIVISORS)})",
+                    MSG_DIVISOR,
+                    field_path=".divisor",
+                )
+            ]
+        }
+    )
+
+    resource: EnvResourceField = Field(
+        description="limits.<name> or requests.<name>, name one of cpu, memory, ephemeral-storage."
+    )
+    divisor: Divisor | None = Field(
+        default=None, description="Unit of the value: 1m or 1 for cpu, 1 to 1Ei for memory and storage."
+    )
+
+    @model_validator(mode="after")
+    def _divisor_fits(self) -> "ResourceFieldRef":
+        allowed = CPU_DIVISORS if self.resource.endswith(".cpu") else BYTE_DIVISORS
+        if self.divisor is not None and self.divisor not in allowed:
+            raise ValueError(MSG_DIVISOR)
+        return self
+
+
+class KeyRef(_Spec):
+    """One key of a ConfigMap or Secret in the role's namespace."""
+
+    name: str = Field(description="Name of the object.", pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)
+    key: str = Field(
+        description="The key whose value is used.",
+        pattern=CONFIG_MAP_KEY_PATTERN,
+        max_length=MAX_CONFIG_MAP_KEY_LENGTH,
+    )
+    optional: bool | None = Field(default=None, description="Start even when the object or key is missing.")
+
+
+class EnvVarSource(_Spec):
+    """Where a variable's value comes from; exactly one source must be set."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _rule(
+                    "(has(self.fieldRef) ? 1 : 0) + (has(self.resourceFieldRef) ? 1 : 0)"
+                    " + (has(self.configMapKeyRef) ? 1 : 0) + (has(self.secretKeyRef) ? 1 : 0) == 1",
+                    MSG_VALUE_FROM_ONE_SOURCE,
+                )
+            ]
+        }
+    )
+
+    fieldRef: FieldRef | None = Field(default=None, description="A field of the instance's pod.")
+    resourceFieldRef: ResourceFieldRef | None = Field(
+        default=None, description="A request or limit of the container."
+    )
+    configMapKeyRef: KeyRef | None = Field(default=None, description="A key of a ConfigMap.")
+    secretKeyRef: KeyRef | None = Field(default=None, description="A key of a Secret.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "EnvVarSource":
+        sources = [self.fieldRef, self.resourceFieldRef, self.configMapKeyRef, self.secretKeyRef]
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError(MSG_VALUE_FROM_ONE_SOURCE)
+        return self
 
 
 class EnvVar(_Spec):
@@ -161,13 +352,12 @@ class EnvVar(_Spec):
         max_length=256,
     )
     value: str | None = Field(default=None, description="Literal value of the variable.")
-    valueFrom: dict[str, Any] | None = Field(
+    valueFrom: EnvVarSource | None = Field(
         default=None,
         description=(
-            "Source of the value (fieldRef, resourceFieldRef, configMapKeyRef, secretKeyRef), "
-            "exactly as in a Pod's env[].valueFrom."
+            "Source of the value (one of fieldRef, resourceFieldRef, configMapKeyRef, secretKeyRef), "
+            "as in a Pod's env[].valueFrom."
         ),
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
 
     @model_validator(mode="after")
@@ -230,7 +420,20 @@ class AnswerFile(_Spec):
             "Inline answer file: file name -> content. The operator stores it in the ConfigMap "
             f"<name>{c.ANSWER_FILE_CONFIGMAP_SUFFIX}."
         ),
-        json_schema_extra={"maxProperties": 64},
+        json_schema_extra={
+            "maxProperties": MAX_ANSWER_FILES,
+            "x-kubernetes-validations": [
+                _rule(
+                    f"self.all(k, size(k) <= {MAX_CONFIG_MAP_KEY_LENGTH}"
+                    f" && k.matches('{CONFIG_MAP_KEY_PATTERN}'))",
+                    MSG_ANSWER_FILE_KEYS,
+                ),
+                _rule(
+                    f"self.map(k, size(k) + size(self[k])).sum() <= {MAX_ANSWER_FILE_CHARACTERS}",
+                    MSG_ANSWER_FILE_SIZE,
+                ),
+            ],
+        },
     )
     configMapName: str | None = Field(
         default=None,
@@ -244,6 +447,17 @@ class AnswerFile(_Spec):
         pattern=DNS_SUBDOMAIN_PATTERN,
         max_length=253,
     )
+
+    @field_validator("data")
+    @classmethod
+    def _files(cls, data: dict[str, str] | None) -> dict[str, str] | None:
+        if data is None:
+            return None
+        if not all(len(k) <= MAX_CONFIG_MAP_KEY_LENGTH and _CONFIG_MAP_KEY.fullmatch(k) for k in data):
+            raise ValueError(MSG_ANSWER_FILE_KEYS)
+        if sum(len(k) + len(v) for k, v in data.items()) > MAX_ANSWER_FILE_CHARACTERS:
+            raise ValueError(MSG_ANSWER_FILE_SIZE)
+        return data
 
     @model_validator(mode="after")
     def _one_source(self) -> "AnswerFile":
@@ -402,10 +616,10 @@ class Upgrade(_Spec):
     )
 
     maxUnavailable: int = Field(
-        default=1, description="At most this many instances out of rotation at once.", ge=0
+        default=1, description="At most this many instances out of rotation at once.", ge=0, le=MAX_INT32
     )
     maxSurge: int = Field(
-        default=0, description="At most this many instances above spec.instances at once.", ge=0
+        default=0, description="At most this many instances above spec.instances at once.", ge=0, le=MAX_INT32
     )
     paused: bool = Field(default=False, description="Stop the rolling replacement where it is.")
     drainSeconds: int = Field(
@@ -431,7 +645,10 @@ class Healing(_Spec):
 
     enabled: bool = Field(default=True, description="Reimage failing instances automatically.")
     maxPerHour: int = Field(
-        default=6, description="At most this many automatic reimages per hour for the role.", ge=0
+        default=6,
+        description="At most this many automatic reimages per hour for the role.",
+        ge=0,
+        le=MAX_INT32,
     )
     restartThreshold: int = Field(
         default=3,
@@ -444,43 +661,142 @@ class Healing(_Spec):
     )
 
 
+def _resource_list_extra(kind: str) -> JsonDict:
+    return {
+        "maxProperties": len(RESOURCE_NAMES),
+        "x-kubernetes-validations": [
+            _rule(f"self.all(k, k in {list(RESOURCE_NAMES)})", MSG_RESOURCE_NAMES[kind])
+        ],
+    }
+
+
+# quantity() only on values that match the pattern: CEL rules run even when a pattern fails, and
+# the pattern is what keeps the parse cheap.
+_REQUESTS_WITHIN_LIMITS_RULE = (
+    "!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits)"
+    f" || !self.requests[k].matches('{QUANTITY_PATTERN}') || !self.limits[k].matches('{QUANTITY_PATTERN}')"
+    " || quantity(self.requests[k]).compareTo(quantity(self.limits[k])) <= 0)"
+)
+
+
 class Resources(_Spec):
     """Compute resources of each instance's containers (as a container's resources)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _rule(_REQUESTS_WITHIN_LIMITS_RULE, MSG_REQUESTS_WITHIN_LIMITS, field_path=".requests")
+            ]
+        }
+    )
+
     requests: dict[str, Quantity] | None = Field(
-        default=None, description="Minimum resources (e.g. cpu: 100m, memory: 128Mi), as quantity strings."
+        default=None,
+        description="Minimum resources (of cpu, memory, ephemeral-storage), as quantities (e.g. cpu: 100m).",
+        json_schema_extra=_resource_list_extra("requests"),
     )
     limits: dict[str, Quantity] | None = Field(
-        default=None, description="Maximum resources (e.g. memory: 256Mi), as quantity strings."
+        default=None,
+        description="Maximum resources (of cpu, memory, ephemeral-storage), as quantities (e.g. memory: 1G).",
+        json_schema_extra=_resource_list_extra("limits"),
     )
+
+    @field_validator("requests", "limits")
+    @classmethod
+    def _names(cls, resources: dict[str, str] | None, info: ValidationInfo) -> dict[str, str] | None:
+        if resources is not None and not set(resources) <= set(RESOURCE_NAMES):
+            raise ValueError(MSG_RESOURCE_NAMES[str(info.field_name)])
+        return resources
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> "Resources":
+        requests, limits = self.requests or {}, self.limits or {}
+        for name, request in requests.items():
+            if name in limits and quantity_value(request) > quantity_value(limits[name]):
+                raise ValueError(MSG_REQUESTS_WITHIN_LIMITS)
+        return self
 
 
 class Toleration(_Spec):
     """A taint an instance tolerates (as a Pod's toleration)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _rule(
+                    f"!has(self.key) || ({_qualified_rule('self.key')})",
+                    MSG_TOLERATION_KEY,
+                    field_path=".key",
+                ),
+                _rule(
+                    "has(self.key) || self.operator == 'Exists'",
+                    MSG_TOLERATION_KEYLESS_EXISTS,
+                    field_path=".operator",
+                ),
+                _rule(
+                    "self.operator != 'Exists' || !has(self.value) || self.value == ''",
+                    MSG_TOLERATION_EXISTS_NO_VALUE,
+                    field_path=".value",
+                ),
+                _rule(
+                    "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+                    MSG_TOLERATION_SECONDS_NO_EXECUTE,
+                    field_path=".tolerationSeconds",
+                ),
+            ]
+        }
+    )
+
     key: str | None = Field(
-        default=None, description="Taint key; empty with Exists matches every taint.", max_length=316
+        default=None,
+        description="Taint key (a label key); unset with operator Exists matches every taint.",
+        max_length=MAX_QUALIFIED_PREFIX_LENGTH + 1 + 63,
     )
     operator: Literal["Exists", "Equal"] = Field(default="Equal", description="Exists or Equal.")
-    value: str | None = Field(default=None, description="Taint value, for Equal.", max_length=63)
+    value: str | None = Field(
+        default=None,
+        description="Taint value (a label value), for Equal.",
+        pattern=LABEL_VALUE_OR_EMPTY_PATTERN,
+        max_length=63,
+    )
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
         default=None, description="Taint effect to match; empty matches all."
     )
     tolerationSeconds: int | None = Field(
-        default=None, description="For NoExecute: how long the instance stays bound after the taint.", ge=0
+        default=None,
+        description="Only with effect NoExecute: how long the instance stays bound after the taint.",
+        ge=0,
+        le=MAX_INT32,
     )
+
+    @model_validator(mode="after")
+    def _pod_rules(self) -> "Toleration":
+        if self.key is not None and not is_qualified_name(self.key):
+            raise ValueError(MSG_TOLERATION_KEY)
+        if self.key is None and self.operator != "Exists":
+            raise ValueError(MSG_TOLERATION_KEYLESS_EXISTS)
+        if self.operator == "Exists" and self.value:
+            raise ValueError(MSG_TOLERATION_EXISTS_NO_VALUE)
+        if self.tolerationSeconds is not None and self.effect != "NoExecute":
+            raise ValueError(MSG_TOLERATION_SECONDS_NO_EXECUTE)
+        return self
 
 
 class SecurityContext(_Spec):
     """Identity the instance's processes run as; they always run as non-root."""
 
     runAsUser: int = Field(
-        default=c.DEFAULT_RUN_AS_USER, description="User id of the container processes (non-zero).", ge=1
+        default=c.DEFAULT_RUN_AS_USER,
+        description="User id of the container processes (non-zero).",
+        ge=1,
+        le=MAX_INT32,
     )
     runAsGroup: int = Field(
-        default=c.DEFAULT_RUN_AS_GROUP, description="Primary group id of the processes.", ge=0
+        default=c.DEFAULT_RUN_AS_GROUP, description="Primary group id of the processes.", ge=0, le=MAX_INT32
     )
-    fsGroup: int | None = Field(default=None, description="Group that owns the mounted volumes.", ge=0)
+    fsGroup: int | None = Field(
+        default=None, description="Group that owns the mounted volumes.", ge=0, le=MAX_INT32
+    )
 
 
 _INPUT_CHECKED_RULE = (
@@ -517,7 +833,7 @@ class VMRoleSpec(_Spec):
         max_length=512,
     )
     instances: int = Field(
-        default=1, description="Number of instances (the scale subresource's spec path).", ge=0
+        default=1, description="Number of instances (the scale subresource's spec path).", ge=0, le=MAX_INT32
     )
     command: ArgList | None = Field(
         default=None, description="Main container command (overrides the image's)."
@@ -593,8 +909,15 @@ class VMRoleSpec(_Spec):
         json_schema_extra=_defaults_of(SecurityContext),
         description="User and groups the instance runs as.",
     )
-    nodeSelector: dict[str, str] | None = Field(
-        default=None, description="Node labels an instance's node must have (as a Pod's nodeSelector)."
+    nodeSelector: dict[str, LabelValueOrEmpty] | None = Field(
+        default=None,
+        description="Node labels an instance's node must have (as a Pod's nodeSelector).",
+        json_schema_extra={
+            "maxProperties": MAX_NODE_SELECTOR,
+            "x-kubernetes-validations": [
+                _rule(f"self.all(k, {_qualified_rule('k')})", MSG_NODE_SELECTOR_KEYS)
+            ],
+        },
     )
     tolerations: list[Toleration] | None = Field(
         default=None, description="Taints the instances tolerate (as a Pod's tolerations).", max_length=32
@@ -613,6 +936,8 @@ class VMRoleSpec(_Spec):
         _unique_names(self.autoStart, "spec.autoStart")
         if self.env is not None:
             _unique_names(self.env, "spec.env")
+        if self.nodeSelector is not None and not all(map(is_qualified_name, self.nodeSelector)):
+            raise ValueError(MSG_NODE_SELECTOR_KEYS)
         if self.autoStart:
             checked = {check.port for check in self.autoStart}
             if any(e.effective_target_port not in checked for e in self.endpoints.input):
@@ -756,7 +1081,7 @@ class VMRole(BaseModel):
         if isinstance(name, str):
             if len(name) > c.MAX_ROLE_NAME_LENGTH:
                 raise ValueError(MSG_NAME_TOO_LONG)
-            if not _DNS_1035.match(name):
+            if not _DNS_1035.fullmatch(name):
                 raise ValueError(MSG_NAME_DNS_1035)
         return self
 

@@ -1,8 +1,11 @@
 """Bad VMRoles are refused by the API server itself (schema and CEL rules), naming the field (real cluster).
 
-No operator runs here: everything below is admission. Each invalid case is the valid role of
-`roles.role_manifest()` with one mutation, and is checked for HTTP 422 plus stable parts of what the
-API server really answers: the field path it reports and, for a CEL rule, the rule's message text.
+No operator runs here: everything below is admission, sent as server-side dry runs. Each invalid case
+is the valid role of `roles.role_manifest()` with one mutation, and is checked for HTTP 422 plus
+stable parts of what the API server really answers: the field path it reports and, for a CEL rule,
+the rule's message text. Many cases passed the schema once and failed only later, when the operator's
+Deployment, Service or ConfigMap was refused (quantities, nodeSelector keys, tolerations, env
+sources, answer-file names, int32 bounds, the role name's length).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ pytestmark = pytest.mark.usefixtures("crd")
 
 Mutation = Callable[[dict[str, Any]], object]  # changes the spec in place; any return value is ignored
 NAME_55 = "w" * 55
+INT32_OVER = 2**31
+# The floor of len(INVALID): a case deleted by accident fails the suite instead of going unnoticed.
+MIN_INVALID_CASES = 78
 
 
 def _set(**fields: Any) -> Mutation:
@@ -40,6 +46,18 @@ def _drop(field: str) -> Mutation:
         del spec[field]
 
     return mutate
+
+
+def _env_from(source: dict[str, Any]) -> Mutation:
+    return _set(env=[{"name": "FROM", "valueFrom": source}])
+
+
+def _answer_data(data: dict[str, str]) -> Mutation:
+    return lambda s: s["setup"]["answerFile"].update(data=data)
+
+
+def _resources(**fields: dict[str, str]) -> Mutation:
+    return _set(resources=fields)
 
 
 # (id, role name, mutation of the valid spec, substrings the API server's message must contain).
@@ -217,16 +235,336 @@ INVALID: list[tuple[str, str, Mutation, list[str]]] = [
         _set(securityContext={"runAsUser": 0}),
         ["spec.securityContext.runAsUser: Invalid value: 0", "should be greater than or equal to 1"],
     ),
+    # --- names ---
+    ("name-with-a-dot", "web.v1", _set(), [m.MSG_NAME_DNS_1035]),
+    ("name-uppercase", "Web", _set(), ['metadata.name: Invalid value: "Web"', m.MSG_NAME_DNS_1035]),
+    (
+        "check-name-58-characters",
+        "web",
+        lambda s: s["autoStart"][1].update(name="c" * 58),
+        ["spec.autoStart[1].name: Too long: may not be more than 57"],
+    ),
+    # --- quantities: the Deployment parses them; they must parse here ---
+    (
+        "size-limit-exponent-overflows",
+        "web",
+        lambda s: s["ephemeralDisk"].update(sizeLimit="1e99999999999999999999"),
+        ['spec.ephemeralDisk.sizeLimit: Invalid value: "1e99999999999999999999"', "should match"],
+    ),
+    (
+        "limit-not-a-quantity",
+        "web",
+        _resources(limits={"memory": "a lot"}),
+        ['spec.resources.limits.memory: Invalid value: "a lot"', "should match"],
+    ),
+    (
+        "request-with-a-3-digit-exponent",
+        "web",
+        _resources(requests={"cpu": "1e100"}),
+        ['spec.resources.requests.cpu: Invalid value: "1e100"', "should match"],
+    ),
+    (
+        "negative-request",
+        "web",
+        _resources(requests={"memory": "-64Mi"}),
+        ['spec.resources.requests.memory: Invalid value: "-64Mi"', "should match"],
+    ),
+    (
+        "request-of-an-unknown-resource",
+        "web",
+        _resources(requests={"gpu": "1"}),
+        ["spec.resources.requests: Invalid value: ", m.MSG_RESOURCE_NAMES["requests"]],
+    ),
+    (
+        "limit-of-an-uppercase-resource",
+        "web",
+        _resources(limits={"Memory": "1Gi"}),
+        ["spec.resources.limits: Invalid value: ", m.MSG_RESOURCE_NAMES["limits"]],
+    ),
+    (
+        "cpu-request-over-limit",
+        "web",
+        _resources(requests={"cpu": "2"}, limits={"cpu": "1500m"}),
+        ["spec.resources.requests: Invalid value: ", m.MSG_REQUESTS_WITHIN_LIMITS],
+    ),
+    (
+        "memory-request-1Gi-over-limit-1G",
+        "web",
+        _resources(requests={"memory": "1Gi"}, limits={"memory": "1G"}),
+        ["spec.resources.requests: Invalid value: ", m.MSG_REQUESTS_WITHIN_LIMITS],
+    ),
+    (
+        "storage-request-over-limit",
+        "web",
+        _resources(requests={"ephemeral-storage": "2Gi", "cpu": "1"}, limits={"ephemeral-storage": "1Gi"}),
+        ["spec.resources.requests: Invalid value: ", m.MSG_REQUESTS_WITHIN_LIMITS],
+    ),
+    # --- nodeSelector: label keys and values, as the Pod API checks them ---
+    (
+        "node-selector-key-with-a-space",
+        "web",
+        _set(nodeSelector={"disk type": "ssd"}),
+        ["spec.nodeSelector: Invalid value: ", m.MSG_NODE_SELECTOR_KEYS],
+    ),
+    (
+        "node-selector-key-uppercase-prefix",
+        "web",
+        _set(nodeSelector={"Example.com/zone": "a"}),
+        ["spec.nodeSelector: Invalid value: ", m.MSG_NODE_SELECTOR_KEYS],
+    ),
+    (
+        "node-selector-key-empty-prefix",
+        "web",
+        _set(nodeSelector={"/zone": "a"}),
+        ["spec.nodeSelector: Invalid value: ", m.MSG_NODE_SELECTOR_KEYS],
+    ),
+    (
+        "node-selector-key-name-64",
+        "web",
+        _set(nodeSelector={"example.com/" + "z" * 64: "a"}),
+        ["spec.nodeSelector: Invalid value: ", m.MSG_NODE_SELECTOR_KEYS],
+    ),
+    (
+        "node-selector-key-prefix-254",
+        "web",
+        _set(nodeSelector={"p" * 254 + "/zone": "a"}),
+        ["spec.nodeSelector: Invalid value: ", m.MSG_NODE_SELECTOR_KEYS],
+    ),
+    (
+        "node-selector-value",
+        "web",
+        _set(nodeSelector={"zone": "a b"}),
+        ['spec.nodeSelector.zone: Invalid value: "a b"', "should match"],
+    ),
+    (
+        "node-selector-value-64",
+        "web",
+        _set(nodeSelector={"zone": "v" * 64}),
+        ["spec.nodeSelector.zone: Too long: may not be more than 63"],
+    ),
+    # --- tolerations ---
+    (
+        "toleration-seconds-with-no-schedule",
+        "web",
+        _set(tolerations=[{"key": "k", "effect": "NoSchedule", "tolerationSeconds": 30}]),
+        ["spec.tolerations[0].tolerationSeconds: Invalid value: ", m.MSG_TOLERATION_SECONDS_NO_EXECUTE],
+    ),
+    (
+        "toleration-seconds-without-effect",
+        "web",
+        _set(tolerations=[{"operator": "Exists"}, {"key": "k", "tolerationSeconds": 30}]),
+        ["spec.tolerations[1].tolerationSeconds: Invalid value: ", m.MSG_TOLERATION_SECONDS_NO_EXECUTE],
+    ),
+    (
+        "toleration-keyless-equal",
+        "web",
+        _set(tolerations=[{"operator": "Equal", "value": "v"}]),
+        ["spec.tolerations[0].operator: Invalid value: ", m.MSG_TOLERATION_KEYLESS_EXISTS],
+    ),
+    (
+        "toleration-exists-with-a-value",
+        "web",
+        _set(tolerations=[{"key": "k", "operator": "Exists", "value": "v"}]),
+        ["spec.tolerations[0].value: Invalid value: ", m.MSG_TOLERATION_EXISTS_NO_VALUE],
+    ),
+    (
+        "toleration-key",
+        "web",
+        _set(tolerations=[{"key": "dedicated node", "operator": "Exists"}]),
+        ["spec.tolerations[0].key: Invalid value: ", m.MSG_TOLERATION_KEY],
+    ),
+    (
+        "toleration-value",
+        "web",
+        _set(tolerations=[{"key": "k", "value": "a/b"}]),
+        ['spec.tolerations[0].value: Invalid value: "a/b"', "should match"],
+    ),
+    (
+        "toleration-seconds-over-int32",
+        "web",
+        _set(tolerations=[{"key": "k", "effect": "NoExecute", "tolerationSeconds": INT32_OVER}]),
+        [
+            "spec.tolerations[0].tolerationSeconds: Invalid value: 2147483648",
+            "less than or equal to 2147483647",
+        ],
+    ),
+    # --- env[].valueFrom: the Pod API's sources, each complete ---
+    (
+        "config-map-ref-without-key",
+        "web",
+        _env_from({"configMapKeyRef": {"name": "settings"}}),
+        ["spec.env[0].valueFrom.configMapKeyRef.key: Required value"],
+    ),
+    (
+        "secret-ref-without-key",
+        "web",
+        _env_from({"secretKeyRef": {"name": "creds"}}),
+        ["spec.env[0].valueFrom.secretKeyRef.key: Required value"],
+    ),
+    (
+        "secret-ref-without-name",
+        "web",
+        _env_from({"secretKeyRef": {"key": "password"}}),
+        ["spec.env[0].valueFrom.secretKeyRef.name: Required value"],
+    ),
+    (
+        "config-map-ref-key-dot-dot",
+        "web",
+        _env_from({"configMapKeyRef": {"name": "settings", "key": ".."}}),
+        ['spec.env[0].valueFrom.configMapKeyRef.key: Invalid value: ".."', "should match"],
+    ),
+    (
+        "value-from-without-a-source",
+        "web",
+        _env_from({}),
+        ["spec.env[0].valueFrom: Invalid value: ", m.MSG_VALUE_FROM_ONE_SOURCE],
+    ),
+    (
+        "value-from-with-two-sources",
+        "web",
+        _env_from(
+            {"fieldRef": {"fieldPath": "metadata.name"}, "secretKeyRef": {"name": "creds", "key": "password"}}
+        ),
+        ["spec.env[0].valueFrom: Invalid value: ", m.MSG_VALUE_FROM_ONE_SOURCE],
+    ),
+    (
+        "field-ref-unsupported-path",
+        "web",
+        _env_from({"fieldRef": {"fieldPath": "spec.containers"}}),
+        ['spec.env[0].valueFrom.fieldRef.fieldPath: Unsupported value: "spec.containers"'],
+    ),
+    (
+        "resource-field-ref-of-a-gpu",
+        "web",
+        _env_from({"resourceFieldRef": {"resource": "limits.nvidia.com/gpu"}}),
+        ['spec.env[0].valueFrom.resourceFieldRef.resource: Unsupported value: "limits.nvidia.com/gpu"'],
+    ),
+    (
+        "cpu-divisor-1Mi",
+        "web",
+        _env_from({"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1Mi"}}),
+        ["spec.env[0].valueFrom.resourceFieldRef.divisor: Invalid value: ", m.MSG_DIVISOR],
+    ),
+    (
+        "env-name-with-equals",
+        "web",
+        _set(env=[{"name": "A=B", "value": "1"}]),
+        ['spec.env[0].name: Invalid value: "A=B"', "should match"],
+    ),
+    # --- the answer file's ConfigMap ---
+    (
+        "answer-file-name-with-a-slash",
+        "web",
+        _answer_data({"win/unattend.xml": "<unattend/>"}),
+        ["spec.setup.answerFile.data: Invalid value: ", m.MSG_ANSWER_FILE_KEYS],
+    ),
+    (
+        "answer-file-name-dot-dot",
+        "web",
+        _answer_data({"..": "<unattend/>"}),
+        ["spec.setup.answerFile.data: Invalid value: ", m.MSG_ANSWER_FILE_KEYS],
+    ),
+    (
+        "answer-file-over-1-mib",
+        "web",
+        _answer_data({"unattend.xml": "x" * m.MAX_ANSWER_FILE_CHARACTERS}),
+        ["spec.setup.answerFile.data: Invalid value: ", m.MSG_ANSWER_FILE_SIZE],
+    ),
+    # --- int32 fields of the Deployment ---
+    (
+        "instances-over-int32",
+        "web",
+        _set(instances=INT32_OVER),
+        ["spec.instances: Invalid value: 2147483648", "less than or equal to 2147483647"],
+    ),
+    (
+        "max-surge-over-int32",
+        "web",
+        _set(upgrade={"maxUnavailable": 1, "maxSurge": INT32_OVER}),
+        ["spec.upgrade.maxSurge: Invalid value: 2147483648", "less than or equal to 2147483647"],
+    ),
+    (
+        "run-as-user-over-int32",
+        "web",
+        _set(securityContext={"runAsUser": INT32_OVER}),
+        ["spec.securityContext.runAsUser: Invalid value: 2147483648", "less than or equal to 2147483647"],
+    ),
+    (
+        "fs-group-over-int32",
+        "web",
+        _set(securityContext={"fsGroup": INT32_OVER}),
+        ["spec.securityContext.fsGroup: Invalid value: 2147483648", "less than or equal to 2147483647"],
+    ),
+    (
+        "run-as-group-negative",
+        "web",
+        _set(securityContext={"runAsGroup": -1}),
+        ["spec.securityContext.runAsGroup: Invalid value: -1", "greater than or equal to 0"],
+    ),
+    # --- other fields ---
+    (
+        "peer-group-not-a-label-value",
+        "web",
+        lambda s: s["endpoints"].update(peerGroup="team a"),
+        ['spec.endpoints.peerGroup: Invalid value: "team a"', "should match"],
+    ),
+    (
+        "http-check-port-0",
+        "web",
+        lambda s: s["autoStart"][1]["httpGet"].update(port=0),
+        ["spec.autoStart[1].httpGet.port: Invalid value: 0", "greater than or equal to 1"],
+    ),
+    (
+        "unknown-protocol",
+        "web",
+        lambda s: s["endpoints"]["internal"][0].update(protocol="ICMP"),
+        ['spec.endpoints.internal[0].protocol: Unsupported value: "ICMP"'],
+    ),
+    (
+        "drain-seconds-over-300",
+        "web",
+        lambda s: s.update(upgrade={"drainSeconds": 301}),
+        ["spec.upgrade.drainSeconds: Invalid value: 301", "less than or equal to 300"],
+    ),
+]
+
+# Unknown fields never reach a CEL rule (the API server prunes them before validating), so only strict
+# field validation (kubectl's default) refuses them: a 400 naming each field.
+UNKNOWN_FIELDS: list[tuple[str, Mutation, str]] = [
+    ("spec-replicas", _set(replicas=3), "spec.replicas"),
+    ("ephemeral-disk-size", lambda s: s["ephemeralDisk"].update(size="1Gi"), "spec.ephemeralDisk.size"),
+    ("check-exec", lambda s: s["autoStart"][0].update(exec={"command": ["true"]}), "spec.autoStart[0].exec"),
+    (
+        "field-ref-extra",
+        _env_from({"fieldRef": {"fieldPath": "metadata.name", "extra": True}}),
+        "spec.env[0].valueFrom.fieldRef.extra",
+    ),
+    ("resources-claims", _set(resources={"claims": []}), "spec.resources.claims"),
 ]
 
 
-def _refusal(kube: Kube, namespace: str, manifest: dict[str, Any]) -> tuple[int, str]:
-    """Create `manifest` for real; return the API server's status code and message (fails if accepted)."""
+def _dry_run_create(kube: Kube, namespace: str, manifest: dict[str, Any], **options: str) -> dict[str, Any]:
+    return dict(
+        kube.custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, manifest, dry_run="All", **options
+        )
+    )
+
+
+def _refusal(kube: Kube, namespace: str, manifest: dict[str, Any], **options: str) -> tuple[int, str]:
+    """Dry-run create `manifest`; return the API server's status code and message (fails if accepted)."""
     try:
-        create_role(kube, namespace, manifest)
+        _dry_run_create(kube, namespace, manifest, **options)
     except ApiException as e:
         return int(e.status), str(json.loads(e.body)["message"])
     pytest.fail(f"the API server accepted an invalid VMRole: {manifest['spec']}")
+
+
+def test_the_invalid_cases_are_many_and_distinct() -> None:
+    ids = [case[0] for case in INVALID]
+    assert len(ids) >= MIN_INVALID_CASES
+    assert len(set(ids)) == len(ids)
+    assert len({case[0] for case in UNKNOWN_FIELDS}) == len(UNKNOWN_FIELDS) >= 5
 
 
 @pytest.mark.parametrize(
@@ -247,6 +585,44 @@ def test_invalid_role_is_refused_naming_the_field(
         assert part in message
     listed = kube.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
     assert listed == []
+
+
+@pytest.mark.parametrize(
+    ("name", "mutate"), [pytest.param(name, mutate, id=id_) for id_, name, mutate, _ in INVALID]
+)
+def test_parse_role_refuses_what_the_api_server_refuses(name: str, mutate: Mutation) -> None:
+    """The operator's own parsing agrees on every case (the property tests cover generated ones)."""
+    manifest = role_manifest(name)
+    mutate(manifest["spec"])
+    with pytest.raises(ValueError, match="invalid VMRole"):
+        m.parse_role(manifest)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"), [pytest.param(mutate, field, id=id_) for id_, mutate, field in UNKNOWN_FIELDS]
+)
+def test_unknown_field_is_refused_by_strict_validation(
+    kube: Kube, namespace: str, mutate: Mutation, field: str
+) -> None:
+    manifest = role_manifest("web")
+    mutate(manifest["spec"])
+
+    status, message = _refusal(kube, namespace, manifest, field_validation="Strict")
+
+    assert status == 400, message
+    assert f'strict decoding error: unknown field "{field}"' in message
+
+
+def test_unknown_field_is_dropped_without_strict_validation(kube: Kube, namespace: str) -> None:
+    """What a client that does not ask for strict validation gets: the field is pruned, never stored."""
+    manifest = role_manifest("web")
+    manifest["spec"]["replicas"] = 3
+    manifest["spec"]["ephemeralDisk"]["size"] = "1Gi"
+
+    created = _dry_run_create(kube, namespace, manifest, field_validation="Ignore")
+
+    assert "replicas" not in created["spec"]
+    assert "size" not in created["spec"]["ephemeralDisk"]
 
 
 def test_the_invalid_cases_are_valid_without_their_mutation(kube: Kube, namespace: str) -> None:

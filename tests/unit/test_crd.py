@@ -168,13 +168,32 @@ def test_every_spec_list_is_bounded(schema: dict[str, Any]) -> None:
             assert "maxItems" in node, path
 
 
-def test_free_form_objects_preserve_unknown_fields(schema: dict[str, Any]) -> None:
-    value_from = node_at(schema, ".spec.env[].valueFrom")
-    assert value_from == {
-        "type": "object",
-        "x-kubernetes-preserve-unknown-fields": True,
-        "description": value_from["description"],
+def test_spec_has_no_free_form_objects(schema: dict[str, Any]) -> None:
+    # A preserved unknown field is one the API server checks nothing about, and CEL cannot see it.
+    for path, node in walk(schema["properties"]["spec"], ".spec"):
+        assert "x-kubernetes-preserve-unknown-fields" not in node, path
+    assert set(node_at(schema, ".spec.env[].valueFrom")["properties"]) == {
+        "fieldRef",
+        "resourceFieldRef",
+        "configMapKeyRef",
+        "secretKeyRef",
     }
+
+
+def test_every_spec_map_is_bounded(schema: dict[str, Any]) -> None:
+    # Like lists: a CEL rule that walks a map costs as much as the map may be large.
+    for path, node in walk(schema["properties"]["spec"], ".spec"):
+        if "additionalProperties" in node:
+            assert "maxProperties" in node, path
+
+
+def test_integer_bounds_survive_the_float64_reading(schema: dict[str, Any]) -> None:
+    # The API server reads maximum as a float64: 2**63 - 1 would round up, overflow and refuse everything.
+    for path, node in walk(schema):
+        if "maximum" in node:
+            assert node["maximum"] <= models.MAX_INT32, path
+        if path in {".spec.instances", ".spec.upgrade.maxSurge", ".spec.securityContext.runAsUser"}:
+            assert node["maximum"] == models.MAX_INT32, path
 
 
 def test_optional_fields_are_not_nullable_unions(schema: dict[str, Any]) -> None:
@@ -296,6 +315,18 @@ def test_mount_paths_are_a_set(schema: dict[str, Any]) -> None:
         ("", models.MSG_NAME_TOO_LONG, "size(self.metadata.name) <= 54"),
         ("", models.MSG_NAME_DNS_1035, "self.metadata.name.matches("),
         (".spec.env[]", models.MSG_ENV_VALUE_XOR_FROM, "has(self.valueFrom)"),
+        (".spec.env[].valueFrom", models.MSG_VALUE_FROM_ONE_SOURCE, "has(self.secretKeyRef)"),
+        (".spec.env[].valueFrom.resourceFieldRef", models.MSG_DIVISOR, "self.resource.endsWith('.cpu')"),
+        (".spec.setup.answerFile.data", models.MSG_ANSWER_FILE_KEYS, "k.matches("),
+        (".spec.setup.answerFile.data", models.MSG_ANSWER_FILE_SIZE, ".sum() <= 262144"),
+        (".spec.resources", models.MSG_REQUESTS_WITHIN_LIMITS, "quantity(self.requests[k]).compareTo("),
+        (".spec.resources.requests", models.MSG_RESOURCE_NAMES["requests"], "k in ['cpu', 'memory'"),
+        (".spec.resources.limits", models.MSG_RESOURCE_NAMES["limits"], "k in ['cpu', 'memory'"),
+        (".spec.nodeSelector", models.MSG_NODE_SELECTOR_KEYS, "k.indexOf('/') <= 253"),
+        (".spec.tolerations[]", models.MSG_TOLERATION_KEY, "self.key.matches("),
+        (".spec.tolerations[]", models.MSG_TOLERATION_KEYLESS_EXISTS, "self.operator == 'Exists'"),
+        (".spec.tolerations[]", models.MSG_TOLERATION_EXISTS_NO_VALUE, "self.value == ''"),
+        (".spec.tolerations[]", models.MSG_TOLERATION_SECONDS_NO_EXECUTE, "self.effect == 'NoExecute'"),
     ],
 )
 def test_cel_rules_are_present(schema: dict[str, Any], path: str, message: str, rule_part: str) -> None:
@@ -315,6 +346,17 @@ def test_spec_level_rules_point_at_the_field(schema: dict[str, Any]) -> None:
     rules = rules_at(schema, ".spec")
     assert rules[models.MSG_INPUT_TARGET_CHECKED]["fieldPath"] == ".endpoints.input"
     assert rules[models.MSG_ANSWER_MOUNT_CLASH]["fieldPath"] == ".setup.answerFile.mountPath"
+    assert rules_at(schema, ".spec.resources")[models.MSG_REQUESTS_WITHIN_LIMITS]["fieldPath"] == ".requests"
+    toleration = rules_at(schema, ".spec.tolerations[]")
+    assert toleration[models.MSG_TOLERATION_SECONDS_NO_EXECUTE]["fieldPath"] == ".tolerationSeconds"
+
+
+def test_quantity_rules_parse_only_what_the_pattern_admits(schema: dict[str, Any]) -> None:
+    # CEL rules run even where a pattern failed; quantity() must never see what the pattern refused.
+    rule = rules_at(schema, ".spec.resources")[models.MSG_REQUESTS_WITHIN_LIMITS]["rule"]
+    pattern = f"matches('{models.QUANTITY_PATTERN}')"
+    assert rule.count(pattern) == 2
+    assert rule.index(pattern) < rule.index("quantity(")
 
 
 def test_ports_are_bounded_integers(schema: dict[str, Any]) -> None:

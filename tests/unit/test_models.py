@@ -9,7 +9,9 @@ import pytest
 
 from tests.support.role_bodies import DIGEST, example_body, minimal_body
 from vmrole_operator import constants as c
-from vmrole_operator.models import VMRole, parse_role
+from vmrole_operator import models
+from vmrole_operator.models import VMRole, is_qualified_name, parse_role
+from vmrole_operator.quantity import quantity_value
 
 
 def test_example_parses() -> None:
@@ -232,6 +234,146 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         {"setup": {"command": ["s"], "answerFile": {"configMapName": "Bad_Name"}}},
         "configMapName",
     ),
+    # --- what passed the schema before and failed only when the Deployment was made ---
+    ("quantity exponent overflows", {"ephemeralDisk": {"sizeLimit": "1e99999999999999999999"}}, "sizeLimit"),
+    ("quantity 3-digit exponent", {"resources": {"limits": {"memory": "1e100"}}}, "limits.memory"),
+    ("signed quantity", {"resources": {"requests": {"cpu": "-1"}}}, "spec.resources.requests.cpu"),
+    ("unknown resource name", {"resources": {"requests": {"gpu": "1"}}}, "spec.resources.requests: resource"),
+    ("resource name case", {"resources": {"limits": {"CPU": "1"}}}, "spec.resources.limits: resource"),
+    (
+        "cpu request over limit",
+        {"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1500m"}}},
+        "spec.resources.requests: every request",
+    ),
+    (
+        "memory request 1Gi over limit 1G",
+        {"resources": {"requests": {"memory": "1Gi"}, "limits": {"memory": "1G"}}},
+        "spec.resources.requests: every request",
+    ),
+    ("node selector key with a space", {"nodeSelector": {"a b": "x"}}, "spec.nodeSelector: every key"),
+    ("node selector key uppercase prefix", {"nodeSelector": {"Example.com/zone": "x"}}, "spec.nodeSelector"),
+    ("node selector key empty prefix", {"nodeSelector": {"/zone": "x"}}, "spec.nodeSelector"),
+    ("node selector name of 64", {"nodeSelector": {"z" * 64: "x"}}, "spec.nodeSelector"),
+    ("node selector prefix of 254", {"nodeSelector": {"a" * 254 + "/zone": "x"}}, "spec.nodeSelector"),
+    ("node selector two slashes", {"nodeSelector": {"a/b/c": "x"}}, "spec.nodeSelector"),
+    ("node selector value", {"nodeSelector": {"zone": "a b"}}, "spec.nodeSelector.zone"),
+    ("node selector value of 64", {"nodeSelector": {"zone": "v" * 64}}, "spec.nodeSelector.zone"),
+    (
+        "tolerationSeconds with NoSchedule",
+        {"tolerations": [{"key": "k", "effect": "NoSchedule", "tolerationSeconds": 5}]},
+        "spec.tolerations: tolerationSeconds requires effect NoExecute",
+    ),
+    (
+        "tolerationSeconds without effect",
+        {"tolerations": [{"key": "k", "tolerationSeconds": 5}]},
+        "spec.tolerations: tolerationSeconds",
+    ),
+    ("keyless Equal toleration", {"tolerations": [{"value": "v"}]}, "spec.tolerations: operator must be"),
+    (
+        "Exists toleration with a value",
+        {"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]},
+        "spec.tolerations: value must be empty",
+    ),
+    ("toleration key", {"tolerations": [{"key": "a b", "operator": "Exists"}]}, "spec.tolerations: key"),
+    ("toleration empty key", {"tolerations": [{"key": "", "operator": "Exists"}]}, "spec.tolerations: key"),
+    ("toleration value", {"tolerations": [{"key": "k", "value": "a b"}]}, "spec.tolerations[0].value"),
+    (
+        "configMapKeyRef without key",
+        {"env": [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm"}}}]},
+        "spec.env[0].valueFrom.configMapKeyRef.key",
+    ),
+    (
+        "secretKeyRef without key",
+        {"env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s"}}}]},
+        "spec.env[0].valueFrom.secretKeyRef.key",
+    ),
+    (
+        "secretKeyRef without name",
+        {"env": [{"name": "A", "valueFrom": {"secretKeyRef": {"key": "k"}}}]},
+        "spec.env[0].valueFrom.secretKeyRef.name",
+    ),
+    (
+        "key ref key '..'",
+        {"env": [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": ".."}}}]},
+        "spec.env[0].valueFrom.configMapKeyRef.key",
+    ),
+    ("empty valueFrom", {"env": [{"name": "A", "valueFrom": {}}]}, "spec.env.valueFrom: exactly one"),
+    (
+        "valueFrom with two sources",
+        {
+            "env": [
+                {
+                    "name": "A",
+                    "valueFrom": {
+                        "fieldRef": {"fieldPath": "metadata.name"},
+                        "secretKeyRef": {"name": "s", "key": "k"},
+                    },
+                }
+            ]
+        },
+        "spec.env.valueFrom: exactly one",
+    ),
+    (
+        "unsupported fieldPath",
+        {"env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "spec.containers"}}}]},
+        "spec.env[0].valueFrom.fieldRef.fieldPath",
+    ),
+    (
+        "unknown field in fieldRef",
+        {"env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name", "x": 1}}}]},
+        "spec.env[0].valueFrom.fieldRef.x",
+    ),
+    (
+        "resourceFieldRef of a gpu",
+        {"env": [{"name": "A", "valueFrom": {"resourceFieldRef": {"resource": "limits.gpu"}}}]},
+        "spec.env[0].valueFrom.resourceFieldRef.resource",
+    ),
+    (
+        "cpu divisor 1Mi",
+        {
+            "env": [
+                {"name": "A", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1Mi"}}}
+            ]
+        },
+        "spec.env.valueFrom.resourceFieldRef.divisor",
+    ),
+    (
+        "memory divisor 1m",
+        {
+            "env": [
+                {
+                    "name": "A",
+                    "valueFrom": {"resourceFieldRef": {"resource": "requests.memory", "divisor": "1m"}},
+                }
+            ]
+        },
+        "spec.env.valueFrom.resourceFieldRef.divisor",
+    ),
+    (
+        "answer file name with a slash",
+        {"setup": {"command": ["s"], "answerFile": {"data": {"a/b": "x"}}}},
+        "spec.setup.answerFile.data: every key",
+    ),
+    (
+        "answer file name '..x'",
+        {"setup": {"command": ["s"], "answerFile": {"data": {"..x": "x"}}}},
+        "spec.setup.answerFile.data: every key",
+    ),
+    (
+        "answer file name ending in a newline",
+        {"setup": {"command": ["s"], "answerFile": {"data": {"a\n": "x"}}}},
+        "spec.setup.answerFile.data: every key",
+    ),
+    ("node selector key ending in a newline", {"nodeSelector": {"zone\n": "x"}}, "spec.nodeSelector"),
+    (
+        "answer file too large",
+        {"setup": {"command": ["s"], "answerFile": {"data": {"a": "x" * models.MAX_ANSWER_FILE_CHARACTERS}}}},
+        "spec.setup.answerFile.data: file names and contents",
+    ),
+    ("instances over int32", {"instances": 2**31}, "spec.instances"),
+    ("maxSurge over int32", {"upgrade": {"maxSurge": 2**31}}, "spec.upgrade.maxSurge"),
+    ("runAsUser over int32", {"securityContext": {"runAsUser": 2**31}}, "spec.securityContext.runAsUser"),
+    ("fsGroup over int32", {"securityContext": {"fsGroup": 2**31}}, "spec.securityContext.fsGroup"),
 ]
 
 
@@ -251,6 +393,7 @@ def test_invalid_spec_is_refused_naming_the_field(spec_change: dict[str, Any], f
     [
         ("a" * 55, "metadata.name: must be at most 54 characters"),
         ("1web", "metadata.name: must be a DNS-1035 label"),
+        ("web\n", "metadata.name: must be a DNS-1035 label"),
         ("web.example", "metadata.name: must be a DNS-1035 label"),
     ],
 )
@@ -295,7 +438,8 @@ def test_valid_edge_cases() -> None:
     ).spec
     assert spec.instances == 0
     assert spec.env is not None
-    assert spec.env[0].valueFrom == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert spec.env[0].valueFrom is not None
+    assert spec.env[0].valueFrom.model_dump(exclude_none=True) == {"fieldRef": {"fieldPath": "metadata.name"}}
 
 
 def test_status_is_parsed_leniently() -> None:
@@ -330,3 +474,98 @@ def test_settings_keys_are_file_names() -> None:
         with pytest.raises(ValueError, match=r"spec\.settings"):
             parse_role(minimal_body(settings={key: "x"}))
     assert parse_role(minimal_body()).spec.settingsChange == "InPlace"
+
+
+def test_pod_shaped_fields_at_their_limits_parse() -> None:
+    spec = parse_role(
+        minimal_body(
+            nodeSelector={"a" * 253 + "/" + "z" * 63: "", "topology.kubernetes.io/zone": "z-1"},
+            tolerations=[
+                {"operator": "Exists"},
+                {"key": "k", "operator": "Exists", "value": ""},
+                {"key": "k", "value": "v", "effect": "NoExecute", "tolerationSeconds": 60},
+            ],
+            resources={"requests": {"cpu": "1", "memory": "1G"}, "limits": {"cpu": "1000m", "memory": "1G"}},
+            env=[
+                {"name": "A", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1m"}}},
+                {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s", "key": ".b", "optional": True}}},
+                {"name": "C", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIPs"}}},
+            ],
+            setup={"command": ["s"], "answerFile": {"data": {"a..b": "x" * 1000}}},
+        )
+    ).spec
+    assert spec.tolerations is not None
+    assert spec.tolerations[0].key is None
+
+
+@pytest.mark.parametrize(
+    ("smaller", "larger"),
+    [
+        ("1G", "1Gi"),
+        ("999m", "1"),
+        ("1e2", "101"),
+        ("0.1Ki", "102.5"),
+        ("1E", "2Ei"),
+        ("1e-10", "2n"),  # 1e-10 rounds up to 1n, still below 2n
+    ],
+)
+def test_quantity_values_order_as_the_api_server_does(smaller: str, larger: str) -> None:
+    assert quantity_value(smaller) < quantity_value(larger)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("1k", "1000"),
+        ("1e3", "1k"),
+        ("1E3", "1k"),
+        (".5", "500m"),
+        ("1.", "1"),
+        ("0.1Ki", "102.4"),
+        ("0", "0.0"),
+        # Rounded up to a whole nano, like resource.ParseQuantity.
+        ("1.0000000001", "1.000000001"),
+        # A binary-suffixed value is capped at the largest int64; a decimal one is not.
+        ("100Ei", "8Ei"),
+        ("9223372036854775807", "8Ei"),
+    ],
+)
+def test_equal_quantities(a: str, b: str) -> None:
+    assert quantity_value(a) == quantity_value(b)
+
+
+def test_capped_binary_request_is_within_a_larger_decimal_limit() -> None:
+    # 100Ei really is larger than 10E, but the API server (and so the Pod API) compares 2**63 - 1.
+    parse_role(minimal_body(resources={"requests": {"memory": "100Ei"}, "limits": {"memory": "10E"}}))
+
+
+@pytest.mark.parametrize("text", ["", "1 ", "1\n", "+1", "-1", "1e", "1e100", "1K", "Mi", "1.2.3", "1Kii"])
+def test_not_quantities(text: str) -> None:
+    with pytest.raises(ValueError, match="not a quantity"):
+        quantity_value(text)
+
+
+@pytest.mark.parametrize(
+    ("key", "valid"),
+    [
+        ("zone", True),
+        ("topology.kubernetes.io/zone", True),
+        ("a" * 253 + "/b", True),
+        ("a" * 254 + "/b", False),
+        ("b" * 63, True),
+        ("b" * 64, False),
+        ("x/" + "b" * 63, True),
+        ("x/" + "b" * 64, False),
+        ("Example.com/zone", False),
+        ("example.com/Zone_1.a", True),
+        ("-zone", False),
+        ("zone-", False),
+        ("/zone", False),
+        ("example.com/", False),
+        ("a/b/c", False),
+        ("", False),
+        ("zone\n", False),
+    ],
+)
+def test_qualified_names(key: str, valid: bool) -> None:
+    assert is_qualified_name(key) is valid
