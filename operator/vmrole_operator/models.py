@@ -63,6 +63,9 @@ _CONFIG_MAP_KEY = re.compile(CONFIG_MAP_KEY_PATTERN)
 
 # --- list bounds: CEL cost estimation multiplies by them, so every list a rule walks is bounded ---
 
+# Instance names are <role>_IN_<n>, and the label holding one takes at most 63 characters: with a role
+# name of at most 54, n stays below 100000 as long as instances and surge stay at 10000 or below.
+MAX_INSTANCES = 10000
 MAX_SETTINGS = 64
 MAX_SETTING_VALUE = 15000  # 64 of them and their keys stay under a ConfigMap's 1 MiB
 SETTING_KEY_PATTERN = r"^[-._a-zA-Z0-9]{1,253}$"
@@ -619,7 +622,10 @@ class Upgrade(_Spec):
         default=1, description="At most this many instances out of rotation at once.", ge=0, le=MAX_INT32
     )
     maxSurge: int = Field(
-        default=0, description="At most this many instances above spec.instances at once.", ge=0, le=MAX_INT32
+        default=0,
+        description="At most this many instances above spec.instances at once (at most 10000).",
+        ge=0,
+        le=MAX_INSTANCES,
     )
     paused: bool = Field(default=False, description="Stop the rolling replacement where it is.")
     drainSeconds: int = Field(
@@ -833,7 +839,10 @@ class VMRoleSpec(_Spec):
         max_length=512,
     )
     instances: int = Field(
-        default=1, description="Number of instances (the scale subresource's spec path).", ge=0, le=MAX_INT32
+        default=1,
+        description="Number of instances (the scale subresource's spec path), at most 10000.",
+        ge=0,
+        le=MAX_INSTANCES,
     )
     command: ArgList | None = Field(
         default=None, description="Main container command (overrides the image's)."

@@ -471,17 +471,18 @@ INVALID: list[tuple[str, str, Mutation, list[str]]] = [
         ["spec.setup.answerFile.data: Invalid value: ", m.MSG_ANSWER_FILE_SIZE],
     ),
     # --- int32 fields of the Deployment ---
+    # Instance names (<role>_IN_<n>) must fit a label value: at most 10000 instances and surge.
     (
-        "instances-over-int32",
+        "instances-over-the-name-bound",
         "web",
-        _set(instances=INT32_OVER),
-        ["spec.instances: Invalid value: 2147483648", "less than or equal to 2147483647"],
+        _set(instances=10001),
+        ["spec.instances: Invalid value: 10001", "less than or equal to 10000"],
     ),
     (
-        "max-surge-over-int32",
+        "max-surge-over-the-name-bound",
         "web",
-        _set(upgrade={"maxUnavailable": 1, "maxSurge": INT32_OVER}),
-        ["spec.upgrade.maxSurge: Invalid value: 2147483648", "less than or equal to 2147483647"],
+        _set(upgrade={"maxUnavailable": 1, "maxSurge": 10001}),
+        ["spec.upgrade.maxSurge: Invalid value: 10001", "less than or equal to 10000"],
     ),
     (
         "run-as-user-over-int32",

@@ -192,8 +192,13 @@ def test_integer_bounds_survive_the_float64_reading(schema: dict[str, Any]) -> N
     for path, node in walk(schema):
         if "maximum" in node:
             assert node["maximum"] <= models.MAX_INT32, path
-        if path in {".spec.instances", ".spec.upgrade.maxSurge", ".spec.securityContext.runAsUser"}:
+        if path == ".spec.securityContext.runAsUser":
             assert node["maximum"] == models.MAX_INT32, path
+        if path in {".spec.instances", ".spec.upgrade.maxSurge"}:
+            # The longest role name's instance label must stay within 63 characters.
+            assert node["maximum"] == models.MAX_INSTANCES, path
+            longest = f"{'w' * 54}_IN_{node['maximum'] * 3}"
+            assert len(longest) <= 63, longest
 
 
 def test_optional_fields_are_not_nullable_unions(schema: dict[str, Any]) -> None:
