@@ -59,10 +59,11 @@ def test_status_and_reimage_all_with_wait(kube: Kube, namespace: str, plugin_env
     assert status.returncode == 0, status.stderr
     lines = status.stdout.splitlines()
     assert lines[0].endswith("2/2 ready")
-    assert lines[1].split() == ["INSTANCE", "STATE", "READY", "RESTARTS", "IP", "AGE"]
+    assert lines[1].split() == ["INSTANCE", "POD", "STATE", "READY", "NODE", "SINCE"]
     rows = [line.split() for line in lines[2:]]
-    assert {r[0] for r in rows} == before
-    assert all(r[1:4] == ["ReadyRole", "true", "0"] for r in rows), rows
+    assert [r[0] for r in rows] == ["web_IN_0", "web_IN_1"]
+    assert {r[1] for r in rows} == before
+    assert all(r[2:4] == ["ReadyRole", "true"] for r in rows), rows
 
     result = _kubectl_vmrole(plugin_env, "reimage", "web", "--all", "--wait", "-n", namespace)
     assert result.returncode == 0, result.stderr
@@ -87,7 +88,12 @@ def test_unknown_instance_is_an_error_and_writes_nothing(
         result.stderr.strip()
         == f'error: "no-such-pod" is not an instance of vmrole "web" in namespace "{namespace}"'
     )
-    busy = _kubectl_vmrole(plugin_env, "busy", "web", pod["metadata"]["name"], "--on", "-n", namespace)
+    kube.wait_for(
+        lambda: "vmrole.dev/instance" in kube.pod(namespace, pod["metadata"]["name"])["metadata"]["labels"],
+        30,
+        "named",
+    )
+    busy = _kubectl_vmrole(plugin_env, "busy", "web", "web_IN_0", "--on", "-n", namespace)  # by its name
     assert busy.returncode == 0, busy.stderr
     assert (
         kube.pod(namespace, pod["metadata"]["name"])["metadata"]["annotations"]["vmrole.dev/busy"] == "true"
