@@ -29,6 +29,6 @@ ENV PYTHONPATH=/app:/app/site \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 USER 65532:65532
-# 8080: kopf's liveness endpoint (/healthz); 9090: Prometheus /metrics.
-EXPOSE 8080 9090
+# 8080: kopf's liveness endpoint (/healthz); 9090: Prometheus /metrics; 9443: the naming webhook.
+EXPOSE 8080 9090 9443
 ENTRYPOINT ["/usr/bin/python3", "-m", "vmrole_operator"]

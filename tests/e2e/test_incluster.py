@@ -88,7 +88,7 @@ DENIED = [
     ("create", "rolebindings.rbac.authorization.k8s.io", "-A"),
     ("delete", "deployments.apps", "-A"),
     ("delete", "vmroles.vmrole.dev", "-A"),
-    ("patch", "pods/status", "-A"),  # the kubelet alone decides whether an instance is Ready
+    ("patch", "pods", "-A --subresource=status"),  # the kubelet alone decides whether an instance is Ready
     ("create", "pods", "-A --subresource=exec"),
     ("create", "pods", "-A --subresource=eviction"),
     ("delete", "namespaces", ""),
@@ -133,10 +133,24 @@ def test_a_role_through_its_whole_life_without_a_refused_request(
     kube: Kube, namespace: str, operator: InClusterOperator
 ) -> None:
     offset = operator.log_size()
-    create_role(kube, namespace, role_manifest(instances=2))
+    # Setup writes down the name it finds: only the webhook, through the operator's Service, can have
+    # given it that early.
+    saw = ["/bin/sh", "-c", "cat /etc/vmrole/role/instance-id > /scratch/setup-saw-name"]
+    create_role(kube, namespace, role_manifest(instances=2, setup={"command": saw}))
     wait_available(kube, namespace, "web", ready=2)
     patch_role(kube, namespace, "web", {"spec": {"instances": 3}})
     wait_available(kube, namespace, "web", ready=3)
+    for pod in instances(kube, namespace, "web"):
+        name = pod["metadata"]["name"]
+        seen = kubectl("exec", "-n", namespace, name, "--", "cat", "/scratch/setup-saw-name")
+        assert seen == pod["metadata"]["annotations"]["vmrole.dev/instance-name"], name
+    assert sorted(
+        p["metadata"]["annotations"]["vmrole.dev/instance-name"] for p in instances(kube, namespace, "web")
+    ) == [
+        "web_IN_0",
+        "web_IN_1",
+        "web_IN_2",
+    ]
     kube.core.delete_namespaced_service("web", namespace)
     kube.wait_for(lambda: kube.core.read_namespaced_service("web", namespace), 60, "the Service restored")
     victim = instances(kube, namespace, "web")[0]
