@@ -15,6 +15,7 @@ import os
 import kopf
 
 from . import handlers  # noqa: F401 - registers the handlers
+from .kopf_toggles import install as install_kopf_toggles
 from .metrics import start_metrics_server
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
@@ -31,6 +32,7 @@ def limit_malloc_arenas() -> None:
 
 def main() -> None:
     limit_malloc_arenas()
+    install_kopf_toggles()
     log_format = (
         kopf.LogFormat.PLAIN if os.environ.get("VMROLE_LOG_FORMAT") == "plain" else kopf.LogFormat.JSON
     )
