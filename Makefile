@@ -66,6 +66,12 @@ unit: setup ## Unit tests only (no cluster), and every module but the kopf wirin
 	@$(PY) -m pytest tests/unit -q --cov=vmrole_operator --cov-report=term:skip-covered --cov-report=json:build/unit-coverage.json
 	@$(PY) hack/coverage_gate.py build/unit-coverage.json --floor 85
 
+# The e2e suite: tests that share the cluster peacefully run in E2E_WORKERS processes (each its own
+# session: own operator, own namespaces, own webhook), then the serial ones alone.
+E2E_WORKERS ?= 3
+E2E = $(PY) -m pytest tests/e2e -m "not serial" -n $(E2E_WORKERS) --dist loadfile -rfEs --durations=15 && \
+	$(PY) -m pytest tests/e2e -m serial -v -rfEs --durations=5
+
 .PHONY: test
 test: setup ## Everything: lint, unit (with the coverage floor), e2e on a real cluster, then the in-cluster smoke run (CI=true also tears it down)
 	@status=0; \
@@ -74,7 +80,7 @@ test: setup ## Everything: lint, unit (with the coverage floor), e2e on a real c
 	if [ $$status = 0 ]; then $(MAKE) --no-print-directory cluster-up || status=$$?; fi; \
 	if [ $$status = 0 ] && [ "$(OPERATOR)" = incluster ] && [ "$(CLUSTER)" != external ]; then \
 	  $(MAKE) --no-print-directory deploy-e2e || status=$$?; fi; \
-	if [ $$status = 0 ]; then ( $(WITH_CLUSTER_ENV) $(PY) -m pytest tests/e2e -v -rfEs --durations=15 ) || status=$$?; fi; \
+	if [ $$status = 0 ]; then ( $(WITH_CLUSTER_ENV) $(E2E) ) || status=$$?; fi; \
 	if [ "$(OPERATOR)" = incluster ] && [ "$(CLUSTER)" != external ]; then $(MAKE) --no-print-directory undeploy || true; fi; \
 	if [ $$status = 0 ] && [ "$(OPERATOR)" = local ] && [ "$(CLUSTER)" != external ]; then \
 	  $(MAKE) --no-print-directory test-incluster || status=$$?; fi; \

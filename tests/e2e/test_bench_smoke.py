@@ -17,6 +17,9 @@ from bench.report import REQUIRED_KEYS
 
 from .kube import Kube
 
+# Its operator and kwok nodes share the cluster with nothing else, and its scale arm loads the machine.
+pytestmark = pytest.mark.serial
+
 
 def _positive(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value > 0

@@ -157,6 +157,7 @@ def test_failing_setup_is_failed_starting_vm_degraded_with_warning_event(kube: K
     assert any(e.type == "Warning" and e.reason == "SetupFailed" for e in events), [e.reason for e in events]
 
 
+@pytest.mark.serial  # moves the test image's tag for the whole cluster while it runs
 def test_pinned_role_ignores_a_moved_tag(kube: Kube, namespace: str) -> None:
     create_role(kube, namespace, role_manifest())
     role = wait_available(kube, namespace, "web", ready=1)

@@ -16,10 +16,13 @@ import pytest
 
 from .conftest import REPO, kubectl
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("CLUSTER", "local") != "local",
-    reason="only the local cluster is started and stopped by the suite",
-)
+pytestmark = [
+    pytest.mark.serial,
+    pytest.mark.skipif(
+        os.environ.get("CLUSTER", "local") != "local",
+        reason="only the local cluster is started and stopped by the suite",
+    ),
+]
 CLUSTER_PY = str(REPO / "hack" / "cluster.py")
 
 
