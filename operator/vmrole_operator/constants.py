@@ -45,6 +45,10 @@ BUSY_ANNOTATION: Final = "vmrole.dev/busy"
 # sets it to "false" to take a ready instance out (busy, and the drain before a reimage or reboot).
 IN_ROTATION_LABEL: Final = "vmrole.dev/in-rotation"
 ROTATION_CHANGED_ANNOTATION: Final = "vmrole.dev/rotation-changed"  # when the operator last flipped it
+IN_ROTATION: Final = "true"
+OUT_FOR_BUSY: Final = "busy"
+OUT_FOR_REIMAGE: Final = "reimage"
+OUT_FOR_REBOOT: Final = "reboot"
 
 # Each auto-start check beyond the first is the readiness probe of one more container of the pod,
 # named CHECK_CONTAINER_PREFIX + check name, running an image every node already has.
@@ -90,6 +94,7 @@ OPERATOR_NAMESPACE_DEFAULT: Final = "vmrole-system"
 CONDITION_AVAILABLE: Final = "Available"
 CONDITION_PROGRESSING: Final = "Progressing"
 CONDITION_DEGRADED: Final = "Degraded"
+CONDITION_SCHEDULABLE: Final = "Schedulable"
 
 # Image resolution: a short-lived pod per (role, tag) whose only job is to make the kubelet report the
 # tag's digest. It carries these instead of ROLE_LABEL so no Service or Deployment ever selects it.
@@ -113,6 +118,9 @@ REBOOT_DONE_ANNOTATION: Final = "vmrole.dev/reboot-done"  # the reboot token alr
 REBOOT_RESTARTS_ANNOTATION: Final = "vmrole.dev/reboot-restarts"  # restartCount before that reboot
 REIMAGE_ROUND_ANNOTATION: Final = "vmrole.dev/reimage-round"  # pod template: the reimage-all token
 REIMAGE_STARTED_ANNOTATION: Final = "vmrole.dev/reimage-started"  # when the surge wait began
+# The reimage token the operator writes on the instances of a cordoned node (then a UTC timestamp);
+# uncordoning withdraws it from instances still serving.
+NODE_DRAIN_TOKEN_PREFIX: Final = "node-drain."
 # The tag added to (or removed from) a digest reference to make the kubelet restart a container
 # with the very same image: containerd resolves `repo:tag@digest` by the digest alone.
 REBOOT_IMAGE_TAG: Final = "vmrole-reboot"

@@ -25,7 +25,9 @@ from kubernetes import client, config
 from . import constants as c
 from . import metrics
 from .admission import HANDLER_ID, RegisteringWebhookServer, Reservations, WebhookSettings, name_new_pod
+from .control.instance_api import InstanceApi
 from .control.instance_operations import InstanceOperations
+from .control.node_maintenance import NodeMaintenance
 from .control.role_reader import RoleReader
 from .control.role_reconciler import RoleReconciler
 from .control.role_workers import RoleWorkers, Work
@@ -73,6 +75,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.indexed = IndexedObjects()
     memo.workers = RoleWorkers(reconciler.run, memo.indexed.snapshot, WORKER_THREADS)
     memo.operations = InstanceOperations(kube, roles, post_event)
+    memo.nodes = NodeMaintenance(InstanceApi(kube, roles), post_event, memo.indexed.pods_on_node)
     memo.reservations = Reservations()
     memo.kube = kube
     if WEBHOOK.enabled:
@@ -82,6 +85,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     await memo.operations.close()
+    await memo.nodes.close()
     await memo.workers.close()
 
 
@@ -126,13 +130,20 @@ async def role_deleted(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwa
 @kopf.on.event("", "v1", "services", labels={c.ROLE_LABEL: kopf.PRESENT})
 @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels={c.ROLE_LABEL: kopf.PRESENT})
 @kopf.on.event("", "v1", "configmaps", labels={c.ROLE_LABEL: kopf.PRESENT})
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels={c.ROLE_LABEL: kopf.PRESENT})
 @kopf.on.event("", "v1", "pods", labels={c.RESOLVER_FOR_LABEL: kopf.PRESENT})
-async def child_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+async def child_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
     """A child edited or deleted by hand is restored; a Deployment's progress updates the status; a
     resolver pod that reported the digest pins the image."""
     owner = owning_role(body)
-    if owner is not None:
+    if owner is not None and not (type == "MODIFIED" and _budget_status_only(body)):
         _workers(memo, kwargs).request(str(body.metadata.namespace), owner, Work.RECONCILE)
+
+
+def _budget_status_only(body: kopf.Body) -> bool:
+    """A disruption budget's status moves with every pod of the role; only its spec is ours."""
+    generation = body.metadata.get("generation")
+    return body.get("kind") == "PodDisruptionBudget" and body.status.get("observedGeneration") == generation
 
 
 @kopf.on.event("", "v1", "pods", labels={c.ROLE_LABEL: kopf.PRESENT})
@@ -148,7 +159,15 @@ async def instance_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, *
     if type != "DELETED":
         # Requests act first: the status write below may wait behind other work.
         memo.operations.observe(pod)
+        memo.nodes.pod_changed(pod)
     _workers(memo, kwargs).request(namespace, owner, Work.STATUS)
+
+
+@kopf.on.event("", "v1", "nodes")
+async def node_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
+    """A cordoned node's instances are replaced surge first; uncordoning withdraws what still serves."""
+    memo.indexed.remember(kwargs)
+    memo.nodes.node_changed(body, deleted=type == "DELETED")
 
 
 REQUEST_ANNOTATIONS = (c.REIMAGE_ANNOTATION, c.REBOOT_ANNOTATION, c.BUSY_ANNOTATION)

@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 
 from . import constants as c
-from .state.observed import Observed, pack, trim_child, trim_pod
+from .state.observed import Observed, pack, trim_child, trim_pod, trim_pod_for_node, unpack
 
 RoleKey = tuple[str, str]  # (namespace, role name)
 Entries = kopf.Index[RoleKey, str]  # packed (JSON text) trimmed objects
@@ -38,6 +38,14 @@ def _entry(role: str | None, namespace: str | None, value: dict[str, Any]) -> An
 @kopf.index("", "v1", "pods", labels={c.ROLE_LABEL: kopf.PRESENT})
 def instances_by_role(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
     return _entry(owning_role(body, via_replica_set=True), namespace, trim_pod(body))
+
+
+@kopf.index("", "v1", "pods", labels={c.ROLE_LABEL: kopf.PRESENT})
+def instances_by_node(body: kopf.Body, **_: Any) -> Any:
+    node = body.spec.get("nodeName")
+    if not node or owning_role(body, via_replica_set=True) is None:
+        return None
+    return {str(node): pack(trim_pod_for_node(body))}
 
 
 @kopf.index("", "v1", "pods", labels={c.RESOLVER_FOR_LABEL: kopf.PRESENT})
@@ -66,12 +74,18 @@ def configmaps_by_role(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
     return _entry(owning_role(body), namespace, trim_child(body))
 
 
+@kopf.index("policy", "v1", "poddisruptionbudgets", labels={c.ROLE_LABEL: kopf.PRESENT})
+def budgets_by_role(body: kopf.Body, namespace: str | None, **_: Any) -> Any:
+    return _entry(owning_role(body), namespace, trim_child(body))
+
+
 # By the plural of the resource each one indexes.
 CHILD_INDEXES: dict[str, Callable[..., Any]] = {
     "deployments": deployments_by_role,
     "services": services_by_role,
     "networkpolicies": policies_by_role,
     "configmaps": configmaps_by_role,
+    "poddisruptionbudgets": budgets_by_role,
 }
 
 
@@ -85,6 +99,7 @@ class RoleIndexes:
     instances: Entries
     resolvers: Entries
     children: tuple[Entries, ...]
+    by_node: kopf.Index[str, str]
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> RoleIndexes:
@@ -92,7 +107,11 @@ class RoleIndexes:
             instances=kwargs[_kwarg(instances_by_role)],
             resolvers=kwargs[_kwarg(resolvers_by_role)],
             children=tuple(kwargs[_kwarg(index)] for index in CHILD_INDEXES.values()),
+            by_node=kwargs[_kwarg(instances_by_node)],
         )
+
+    def pods_on_node(self, node: str) -> list[dict[str, Any]]:
+        return [unpack(entry) for entry in self.by_node.get(node, [])]
 
     def snapshot(self, namespace: str, name: str) -> Observed:
         key = (namespace, name)
@@ -117,7 +136,13 @@ class IndexedObjects:
         if self.indexes is None:
             self.indexes = RoleIndexes.from_kwargs(kwargs)
 
-    def snapshot(self, namespace: str, name: str) -> Observed:
+    def _known(self) -> RoleIndexes:
         if self.indexes is None:
             raise RuntimeError("no handler has run yet: kopf's indexes are not known")
-        return self.indexes.snapshot(namespace, name)
+        return self.indexes
+
+    def snapshot(self, namespace: str, name: str) -> Observed:
+        return self._known().snapshot(namespace, name)
+
+    def pods_on_node(self, node: str) -> list[dict[str, Any]]:
+        return self._known().pods_on_node(node)

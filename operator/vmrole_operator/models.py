@@ -665,6 +665,16 @@ class Healing(_Spec):
         ge=1,
         le=100,
     )
+    nodeLossSeconds: int = Field(
+        default=30,
+        description=(
+            "How long an instance stays bound to a node that stopped answering (NotReady or unreachable) "
+            "before it is evicted and comes back on another node, with a fresh disk; Kubernetes' own "
+            "default is 300. The node controller takes about 40 s to see a node as lost, on top of this."
+        ),
+        ge=0,
+        le=86400,
+    )
 
 
 def _resource_list_extra(kind: str) -> JsonDict:
@@ -888,6 +898,15 @@ class VMRoleSpec(_Spec):
         ),
         max_length=MAX_SETTINGS,
         json_schema_extra={"x-kubernetes-validations": [_rule(_SETTING_KEY_RULE, MSG_SETTING_KEY)]},
+    )
+    spread: Literal["Preferred", "Required", "Off"] = Field(
+        default="Preferred",
+        description=(
+            "Fault domains: instances spread over nodes (topology spread on the hostname, and best effort "
+            "on the zone where nodes have one). Preferred places them evenly when it can; Required "
+            "leaves an instance Pending rather than put two more on one node than on another; Off does "
+            "not spread."
+        ),
     )
     settingsChange: Literal["InPlace", "Reboot", "Reimage"] = Field(
         default="InPlace",

@@ -22,6 +22,7 @@ class Kube:
         self.discovery = client.DiscoveryV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.networking = client.NetworkingV1Api(api)
+        self.policy = client.PolicyV1Api(api)
 
     @staticmethod
     def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = 0.25) -> T:

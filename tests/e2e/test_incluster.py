@@ -73,6 +73,8 @@ ALLOWED = [
     ("delete", "pods", "-A"),
     ("list", "endpointslices.discovery.k8s.io", "-A"),
     ("create", "events", "-A"),
+    ("watch", "nodes", ""),
+    ("create", "poddisruptionbudgets.policy", "-A"),
 ]
 DENIED = [
     ("get", "secrets", "-A"),
@@ -81,6 +83,7 @@ DENIED = [
     ("get", "secrets", f"--namespace={NAMESPACE}"),
     ("delete", "nodes", ""),
     ("patch", "nodes", ""),
+    ("delete", "poddisruptionbudgets.policy", "-A"),
     ("create", "clusterroles.rbac.authorization.k8s.io", ""),
     ("patch", "clusterrolebindings.rbac.authorization.k8s.io", ""),
     ("escalate", "clusterroles.rbac.authorization.k8s.io", ""),

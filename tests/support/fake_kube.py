@@ -3,7 +3,8 @@
 It is `vmrole_operator.kube.api.KubeApi` with the HTTP round trip replaced, and keeps the API
 server's rules that matter to exactly-once behaviour:
 - 404 for a missing object, 409 AlreadyExists on create, 409 for a UID precondition (a delete's
-  `preconditions.uid`, or `metadata.uid` in a patch) that names another incarnation;
+  `preconditions.uid`, or `metadata.uid` in a patch) that names another incarnation, and 409 for a
+  patch whose `metadata.resourceVersion` is not the object's current one;
 - resourceVersion changes only when an object really changes (a no-op patch writes nothing), and
   metadata.generation only when its spec does;
 - the status subresource: a status patch changes only status, any other patch never does;
@@ -286,6 +287,14 @@ class FakeKube(KubeApi):
                 "Conflict",
                 f"Precondition failed: UID in precondition: {wanted_uid}, "
                 f"UID in object meta: {current['metadata']['uid']}",
+            )
+        wanted_version = (body.get("metadata") or {}).get("resourceVersion")
+        if wanted_version is not None and wanted_version != current["metadata"]["resourceVersion"]:
+            raise _error(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {resource.plural} "{name}": the object has been '
+                "modified; please apply your changes to the latest version and try again",
             )
         if content_type == MERGE_PATCH:
             patched = merge_patch(current, body)

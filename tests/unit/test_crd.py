@@ -235,7 +235,7 @@ def test_nested_objects_default_so_inner_defaults_apply(schema: dict[str, Any]) 
         "ephemeralDisk": {"mountPaths": ["/tmp"], "sizeLimit": "1Gi"},
         "endpoints": {"serviceType": "ClusterIP"},
         "upgrade": {"maxUnavailable": 1, "maxSurge": 0, "paused": False, "drainSeconds": 5},
-        "healing": {"enabled": True, "maxPerHour": 6, "restartThreshold": 3},
+        "healing": {"enabled": True, "maxPerHour": 6, "restartThreshold": 3, "nodeLossSeconds": 30},
         "securityContext": {"runAsUser": 65532, "runAsGroup": 65532},
     }
     for name, default in expected.items():

@@ -62,6 +62,7 @@ def test_snapshot_reads_the_indexes_kopf_passed_by_their_functions_names() -> No
     kwargs: dict[str, Any] = {
         "instances_by_role": {key: [pack({"metadata": {"name": "web-a"}})]},
         "resolvers_by_role": {},
+        "instances_by_node": {"node-1": [pack({"metadata": {"name": "web-a"}})]},
         **{index.__name__: {} for index in CHILD_INDEXES.values()},
         "deployments_by_role": {key: [deployment]},
         "unrelated": object(),
@@ -74,3 +75,5 @@ def test_snapshot_reads_the_indexes_kopf_passed_by_their_functions_names() -> No
     assert [p["metadata"]["name"] for p in observed.pods] == ["web-a"]
     assert observed.child("Deployment", "web") == {"kind": "Deployment", "metadata": {"name": "web"}}
     assert RoleIndexes.from_kwargs(kwargs).snapshot("ns", "other").pods == []
+    assert [p["metadata"]["name"] for p in indexed.pods_on_node("node-1")] == ["web-a"]
+    assert indexed.pods_on_node("node-2") == []

@@ -22,6 +22,10 @@ T = TypeVar("T")
 
 POLL_S = 0.25
 DRAIN_TIMEOUT_S = 30.0
+MAX_CONFLICTS = 10  # re-reads after a concurrent change before giving up until the next pod event
+
+PodCheck = Callable[[Mapping[str, Any]], bool]
+PodPatch = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
 class InstanceApi:
@@ -59,6 +63,41 @@ class InstanceApi:
         )
         return done is not None
 
+    async def patch_while(
+        self, pod: Mapping[str, Any], still: PodCheck, make_patch: PodPatch
+    ) -> dict[str, Any] | None:
+        """Patches the pod as last read, and only while `still(pod)` holds: the patch carries the
+        resourceVersion, so a change in between (the user withdrew the request, a node came back)
+        answers 409 and the decision is made again on a fresh read. Returns the patched pod, or None
+        when the pod is gone or `still` no longer holds."""
+        meta = pod["metadata"]
+        current: Mapping[str, Any] | None = pod
+        for _ in range(MAX_CONFLICTS):
+            if current is None or not still(current):
+                return None
+            change = make_patch(current)
+            version = current["metadata"]["resourceVersion"]
+            change["metadata"] = {
+                **change.get("metadata", {}),
+                "uid": meta["uid"],
+                "resourceVersion": version,
+            }
+            patched = await self._patch_exactly(meta["namespace"], meta["name"], change)
+            if patched is not None:
+                return patched
+            current = await self.pod(meta["namespace"], meta["name"], meta["uid"])
+        return None
+
+    async def _patch_exactly(
+        self, namespace: str, name: str, change: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        return await self.call(
+            lambda: unless(
+                GONE_OR_REPLACED,
+                lambda: self.kube.patch(PODS, namespace, name, change, content_type=MERGE_PATCH),
+            )
+        )
+
     async def delete(self, pod: Mapping[str, Any]) -> bool:
         meta = pod["metadata"]
         done = await self.call(
@@ -68,14 +107,16 @@ class InstanceApi:
         )
         return done is not None
 
-    async def label_rotation(self, pod: Mapping[str, Any], value: str) -> bool:
-        """Sets IN_ROTATION_LABEL (with the time, for the status's `since`); False when gone."""
+    async def label_rotation(self, pod: Mapping[str, Any], value: str, still: PodCheck | None = None) -> bool:
+        """Sets IN_ROTATION_LABEL (with the time, for the status's `since`); False when gone, or when
+        `still` (if given) no longer holds for the pod as it is when the label is set."""
         if (pod["metadata"].get("labels") or {}).get(c.IN_ROTATION_LABEL) == value:
             return True
         changed = {c.ROTATION_CHANGED_ANNOTATION: format_time(self.clock.now())}
-        return await self.patch(
-            pod, {"metadata": {"labels": {c.IN_ROTATION_LABEL: value}, "annotations": changed}}
-        )
+        patch = {"metadata": {"labels": {c.IN_ROTATION_LABEL: value}, "annotations": changed}}
+        if still is None:
+            return await self.patch(pod, patch)
+        return await self.patch_while(pod, still, lambda _: {"metadata": dict(patch["metadata"])}) is not None
 
     async def wait_drained(self, namespace: str, service: str, pod: Mapping[str, Any]) -> bool:
         """Until the pod's IP is no ready endpoint of the input Service; bounded, so a stuck

@@ -41,6 +41,11 @@ class KeyedTasks(Generic[K]):
         if task is not None:
             task.cancel()
 
+    async def join(self) -> None:
+        """Until no task runs, including tasks started meanwhile."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
     async def close(self) -> None:
         tasks = list(self._tasks.values())
         self._tasks.clear()

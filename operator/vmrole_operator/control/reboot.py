@@ -16,7 +16,7 @@ from ..kube.events import EventPoster
 from ..state.names import name_of
 from ..state.requests import main_restart_count, pending_reboot, rebooted_image
 from .instance_api import InstanceApi
-from .rotation import OUT_FOR_REBOOT, leave_rotation_and_drain
+from .rotation import leave_rotation_and_drain
 
 
 class RebootSteps:
@@ -40,7 +40,7 @@ class RebootSteps:
             )
             return
         if not await leave_rotation_and_drain(
-            self.api, self.post_event, pod, OUT_FOR_REBOOT, role.name, "restarting"
+            self.api, self.post_event, pod, c.OUT_FOR_REBOOT, role.name, "restarting"
         ):
             return
         # The token and the restart count go in the same patch as the restart itself: exactly once.

@@ -22,9 +22,9 @@ from ..kube.events import EventPoster
 from ..models import VMRole
 from ..state.instance_state import in_rotation
 from ..state.names import name_of
-from ..state.requests import pending_reimage
+from ..state.requests import is_node_drain_token, pending_reimage
 from .instance_api import POLL_S, InstanceApi
-from .rotation import OUT_FOR_REIMAGE, leave_rotation_and_drain
+from .rotation import leave_rotation_and_drain
 
 MAX_SURGE_WAIT_S = 300.0
 HELD_POLL_S = 2.0
@@ -43,8 +43,10 @@ class ReimageSteps:
         annotations = pod["metadata"].get("annotations") or {}
         in_pool = (pod["metadata"].get("labels") or {}).get(c.IN_POOL_LABEL) is not None
         if in_pool or c.REIMAGE_STARTED_ANNOTATION not in annotations:
-            if not await self.api.patch(pod, _leave_pool(pod, role_body, self.api.clock.now())):
-                return
+            now = self.api.clock.now()
+            left = await self.api.patch_while(pod, _requested, lambda p: _leave_pool(p, role_body, now))
+            if left is None:
+                return  # gone, or the request was withdrawn (a node uncordoned) before it began
             self.post_event(pod, "Normal", "ReimageStarted", f"reimage {token}: replacement starting first")
             self.post_event(
                 role_body,
@@ -52,17 +54,14 @@ class ReimageSteps:
                 "ReimageStarted",
                 f"reimage {token} of instance {name_of(pod)} (pod {name})",
             )
-            refreshed = await self.api.pod(namespace, name, uid)
-            if refreshed is None:
-                return
-            pod = refreshed
+            pod = left
 
         waited = await self._surge_wait(pod, role)
         if waited is None:
             return  # the request went away, or the pod did
         pod = waited
         if not await leave_rotation_and_drain(
-            self.api, self.post_event, pod, OUT_FOR_REIMAGE, role.name, "deleting"
+            self.api, self.post_event, pod, c.OUT_FOR_REIMAGE, role.name, "deleting", still=_requested
         ):
             return
         if not await self.api.delete(pod):
@@ -99,12 +98,17 @@ class ReimageSteps:
 
     async def _surge_wait(self, pod: dict[str, Any], role: VMRole) -> dict[str, Any] | None:
         """While the victim serves, waits for the pool to be whole again without it; returns the pod
-        as last read, or None when it or its request went away."""
+        as last read, or None when it or its request went away.
+
+        A user's or healing's reimage goes on after a deadline (no room to surge: the instance is
+        replaced in place). A node drain's does not: the disruption budget decides when the victim
+        may go, and uncordoning the node withdraws the request."""
         meta = pod["metadata"]
         started = parse_time((meta.get("annotations") or {}).get(c.REIMAGE_STARTED_ANNOTATION))
         wait = timedelta(seconds=min(role.spec.autoStartTimeoutSeconds, MAX_SURGE_WAIT_S))
         deadline = (started or self.api.clock.now()) + wait
-        while in_rotation(pod) and self.api.clock.now() < deadline:
+        for_drain = is_node_drain_token(pending_reimage(pod))
+        while in_rotation(pod) and (for_drain or self.api.clock.now() < deadline):
             if await self.api.pool_ready(meta["namespace"], role):
                 break
             await self.api.clock.sleep(POLL_S)
@@ -113,6 +117,10 @@ class ReimageSteps:
                 return None
             pod = refreshed
         return pod
+
+
+def _requested(pod: Mapping[str, Any]) -> bool:
+    return pending_reimage(pod) is not None
 
 
 def _leave_pool(pod: Mapping[str, Any], role_body: Mapping[str, Any], now: datetime) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from ..specs.drift import child_differs
 from ..specs.environment import topology_configmap_name
 from ..state.instance_state import seconds_to_next_deadline
 from ..state.observed import Observed, trim_child
+from ..state.scheduling import room_to_surge
 from .image_pinning import ImagePinning, Pin, current_pin
 from .instance_names import InstanceNames
 from .role_environment import nudge, topology_of
@@ -82,23 +83,40 @@ class RoleReconciler:
                 reimage_round = (status.get("lastReimage") or {}).get("token")
                 deployment = self._ensure_children(body, role, pin, reimage_round, topology, observed)
             else:
-                # Pods came, went or changed: the instance list may have, too.
-                wanted = topology_configmap_name(role)
-                children = self._children(body, role, pin, None, topology)
-                [instances] = [ch for ch in children if ch["metadata"]["name"] == wanted]
-                self._apply_child(body, instances, observed)
+                # Pods came, went or changed: the instance list may have, and the room to surge.
+                for child in self._children(body, role, pin, None, topology, observed):
+                    if (child["kind"], child["metadata"]["name"]) in self._pod_driven(role):
+                        self._apply_child(body, child, observed)
             if not self.names.keep(body, role.name, observed.pods):
                 nudge(self.kube, role, observed.pods)
             now = self.clock.now()
             self.status.write(body, role, pin, status, observed.pods, deployment, now)
             return seconds_to_next_deadline(role, observed.pods, now)
 
+    @staticmethod
+    def _pod_driven(role: VMRole) -> set[tuple[str, str]]:
+        """Children whose content follows the pods, not only the spec."""
+        return {("ConfigMap", topology_configmap_name(role)), ("PodDisruptionBudget", role.name)}
+
     def _children(
-        self, body: Mapping[str, Any], role: VMRole, pin: Pin, reimage_round: str | None, topology: str
+        self,
+        body: Mapping[str, Any],
+        role: VMRole,
+        pin: Pin,
+        reimage_round: str | None,
+        topology: str,
+        observed: Observed,
     ) -> list[dict[str, Any]]:
         image = pin.image or role.spec.image
         return build_children(
-            body, role, image, role.spec.instances, reimage_round, self.check_image, topology=topology
+            body,
+            role,
+            image,
+            role.spec.instances,
+            reimage_round,
+            self.check_image,
+            topology=topology,
+            room_to_surge=room_to_surge(observed.pods),
         )
 
     def _ensure_children(
@@ -112,7 +130,7 @@ class RoleReconciler:
     ) -> dict[str, Any] | None:
         """Applies what drifted, deletes what is no longer asked for; returns the Deployment."""
         namespace = body["metadata"]["namespace"]
-        children = self._children(body, role, pin, reimage_round, topology)
+        children = self._children(body, role, pin, reimage_round, topology, observed)
         if pin.image is None:
             # Nothing runs before the golden image is pinned; Services and policy may exist already.
             children = [ch for ch in children if ch["kind"] != "Deployment"]

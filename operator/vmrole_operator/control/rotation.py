@@ -9,18 +9,13 @@ Deployment and a PodDisruptionBudget still count it available; it only stops tak
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from .. import constants as c
 from .. import metrics
 from ..kube.events import EventPoster
 from ..state.requests import rotation_wanted
-from .instance_api import DRAIN_TIMEOUT_S, InstanceApi
-
-IN_ROTATION: Final = "true"
-OUT_FOR_BUSY: Final = "busy"
-OUT_FOR_REIMAGE: Final = "reimage"
-OUT_FOR_REBOOT: Final = "reboot"
+from .instance_api import DRAIN_TIMEOUT_S, InstanceApi, PodCheck
 
 
 def rotation_out_of_step(pod: Mapping[str, Any]) -> bool:
@@ -29,7 +24,7 @@ def rotation_out_of_step(pod: Mapping[str, Any]) -> bool:
     if wanted is None:
         return False
     label = (pod["metadata"].get("labels") or {}).get(c.IN_ROTATION_LABEL)
-    return (label == IN_ROTATION) != wanted
+    return (label == c.IN_ROTATION) != wanted
 
 
 class RotationSteps:
@@ -43,22 +38,28 @@ class RotationSteps:
             return
         wanted = rotation_wanted(pod)
         previous = (pod["metadata"].get("labels") or {}).get(c.IN_ROTATION_LABEL)
-        if not await self.api.label_rotation(pod, IN_ROTATION if wanted else OUT_FOR_BUSY):
+        if not await self.api.label_rotation(pod, c.IN_ROTATION if wanted else c.OUT_FOR_BUSY):
             return
         metrics.count_action("rotation", "succeeded")
         if not wanted:
             self.post_event(pod, "Normal", "InstanceBusy", f"{c.BUSY_ANNOTATION}=true: out of rotation")
-        elif previous == OUT_FOR_BUSY:
+        elif previous == c.OUT_FOR_BUSY:
             self.post_event(pod, "Normal", "InstanceNotBusy", "busy cleared: back in rotation")
 
 
 async def leave_rotation_and_drain(
-    api: InstanceApi, post_event: EventPoster, pod: Mapping[str, Any], why: str, service: str, then: str
+    api: InstanceApi,
+    post_event: EventPoster,
+    pod: Mapping[str, Any],
+    why: str,
+    service: str,
+    then: str,
+    still: PodCheck | None = None,
 ) -> bool:
     """Takes a ready instance out of rotation (the label names `why`) and waits until its endpoint
-    has drained; False when the pod is gone or replaced. A drain that times out is told, and the
-    caller goes on to `then` anyway."""
-    if not await api.label_rotation(pod, why):
+    has drained; False when the pod is gone or replaced, or `still` stopped holding before it left.
+    A drain that times out is told, and the caller goes on to `then` anyway."""
+    if not await api.label_rotation(pod, why, still):
         return False
     if not await api.wait_drained(pod["metadata"]["namespace"], service, pod):
         message = f"endpoint still ready after {DRAIN_TIMEOUT_S:.0f}s; {then} anyway"

@@ -49,6 +49,8 @@ DEPLOYMENTS = Resource("apps/v1", "deployments")
 NETWORK_POLICIES = Resource("networking.k8s.io/v1", "networkpolicies")
 ENDPOINT_SLICES = Resource("discovery.k8s.io/v1", "endpointslices")
 VMROLES = Resource(c.API_VERSION, c.PLURAL)
+DISRUPTION_BUDGETS = Resource("policy/v1", "poddisruptionbudgets")
+NODES = Resource("v1", "nodes")
 MUTATING_WEBHOOKS = Resource("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations")
 
 BY_KIND = {
@@ -57,6 +59,7 @@ BY_KIND = {
     "ConfigMap": CONFIGMAPS,
     "Deployment": DEPLOYMENTS,
     "NetworkPolicy": NETWORK_POLICIES,
+    "PodDisruptionBudget": DISRUPTION_BUDGETS,
 }
 
 

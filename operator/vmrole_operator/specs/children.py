@@ -12,6 +12,7 @@ from .. import constants as c
 from ..models import VMRole
 from .answer_file import build_answer_file_configmap
 from .deployment import build_deployment
+from .disruption_budget import build_disruption_budget
 from .environment import build_settings_configmap, build_topology_configmap
 from .labels import role_labels
 from .network_policy import build_network_policy
@@ -26,10 +27,13 @@ def build_children(
     reimage_round: str | None = None,
     check_image: str = c.DEFAULT_CHECK_IMAGE,
     topology: str = "",
+    room_to_surge: bool = True,
 ) -> list[dict[str, Any]]:
     """Every child object of the role, labelled, namespaced and owned by the VMRole `owner`.
 
-    `topology` is the `instances` file as the role's pods make it now (environment.topology_text).
+    `topology` is the `instances` file as the role's pods make it now (environment.topology_text);
+    `room_to_surge` is False while one of the Deployment's instances finds no node (the disruption
+    budget then falls back to maxUnavailable).
     Ordered so that what the Deployment's pods mount (the ConfigMaps) comes first.
     """
     candidates = [
@@ -40,6 +44,7 @@ def build_children(
         build_input_service(role),
         build_internal_service(role),
         build_network_policy(role),
+        build_disruption_budget(role, room_to_surge),
     ]
     children = [child for child in candidates if child is not None]
     for child in children:

@@ -10,6 +10,7 @@ from .answer_file import answer_file_volume
 from .auto_start import PROBE_PERIOD_SECONDS, PROBE_TIMEOUT_SECONDS, RESTART_GUARD_SECONDS, auto_start_plan
 from .environment import environment_mounts, environment_volumes, settings_hash
 from .labels import pool_selector, role_labels
+from .placement import tolerations, topology_spread
 
 
 def subpath_for(mount_path: str) -> str:
@@ -208,8 +209,9 @@ def build_deployment(
     pod_spec["volumes"] = volumes
     if spec.nodeSelector is not None:
         pod_spec["nodeSelector"] = dict(spec.nodeSelector)
-    if spec.tolerations:
-        pod_spec["tolerations"] = [t.model_dump(exclude_none=True) for t in spec.tolerations]
+    pod_spec["tolerations"] = tolerations(role)
+    # Empty, not absent, with spread Off: the drift check sees fields we set, not ones we dropped.
+    pod_spec["topologySpreadConstraints"] = topology_spread(role) or []
 
     template_metadata: dict[str, Any] = {"labels": pod_labels}
     annotations = {}

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import constants as c
+
 
 def _metadata(body: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
@@ -37,6 +39,24 @@ def trim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def trim_pod_for_node(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """What node maintenance decides an instance on, and no more: kept for every instance."""
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    return {
+        "metadata": {
+            "namespace": meta.get("namespace"),
+            "name": meta.get("name"),
+            "uid": meta.get("uid"),
+            "deletionTimestamp": meta.get("deletionTimestamp"),
+            "labels": {k: labels[k] for k in (c.IN_POOL_LABEL, c.IN_ROTATION_LABEL) if k in labels},
+            "annotations": {k: annotations[k] for k in (c.REIMAGE_ANNOTATION,) if k in annotations},
+        },
+        "spec": {"nodeName": (pod.get("spec") or {}).get("nodeName")},
+    }
+
+
 def trim_child(body: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the drift check compares; status only for a Deployment (the role's status uses it)."""
     trimmed = {k: v for k, v in body.items() if k not in ("metadata", "status")}
@@ -49,6 +69,11 @@ def trim_child(body: Mapping[str, Any]) -> dict[str, Any]:
 def pack(entry: Mapping[str, Any]) -> str:
     """An index entry as kopf keeps it; `Observed.of` decodes it again."""
     return json.dumps(entry, separators=(",", ":"))
+
+
+def unpack(entry: str) -> dict[str, Any]:
+    unpacked: dict[str, Any] = json.loads(entry)
+    return unpacked
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,15 @@ def pending_reimage(pod: Mapping[str, Any]) -> str | None:
     return token if valid_token(token) and not is_terminating(pod) else None
 
 
+def node_drain_token(now_stamp: str) -> str:
+    """The reimage token the operator writes on an instance of a cordoned node."""
+    return f"{c.NODE_DRAIN_TOKEN_PREFIX}{now_stamp}"
+
+
+def is_node_drain_token(token: str | None) -> bool:
+    return token is not None and token.startswith(c.NODE_DRAIN_TOKEN_PREFIX)
+
+
 def pending_reboot(pod: Mapping[str, Any]) -> str | None:
     """A reboot token not yet acted on."""
     annotations = _annotations(pod)

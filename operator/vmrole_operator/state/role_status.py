@@ -27,6 +27,7 @@ from .instance_state import (
     pod_status_of,
 )
 from .names import instance_number, name_of
+from .scheduling import unschedulable_instances
 
 _MAX_NAMED_IN_MESSAGE = 10
 
@@ -159,6 +160,23 @@ def _degraded(instances: Sequence[Mapping[str, Any]], generation: int | None) ->
     return _condition_entry(c.CONDITION_DEGRADED, True, "InstancesFailing", message, generation)
 
 
+def _schedulable(role: VMRole, pods: Sequence[Mapping[str, Any]], generation: int | None) -> dict[str, Any]:
+    stuck = unschedulable_instances(pods)
+    if not stuck:
+        return _condition_entry(
+            c.CONDITION_SCHEDULABLE, True, "AllInstancesScheduled", "every instance has a node", generation
+        )
+    pod, message = stuck[0]
+    more = f" (and {len(stuck) - 1} more)" if len(stuck) > 1 else ""
+    strict = " under spec.spread Required (one instance per node)" if role.spec.spread == "Required" else ""
+    budget = role.spec.upgrade.maxUnavailable
+    text = (
+        f"pod {pod}{more} has no node{strict}: {message}. No room to surge: a node drain "
+        f"evicts spec.upgrade.maxUnavailable ({budget}) at a time instead of replacing first"
+    )
+    return _condition_entry(c.CONDITION_SCHEDULABLE, False, "NoRoomToSurge", text, generation)
+
+
 def compute_status(
     role: VMRole,
     pods: Sequence[Mapping[str, Any]],
@@ -193,6 +211,7 @@ def compute_status(
             _available(role, ready, generation),
             _progressing(role, deployment, pinned, generation),
             _degraded(instances, generation),
+            _schedulable(role, pods, generation),
         ],
         now,
     )

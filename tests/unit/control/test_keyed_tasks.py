@@ -52,3 +52,24 @@ def test_cancel_and_close_stop_running_tasks() -> None:
         return running_a, len(cancelled)
 
     assert asyncio.run(scenario()) == (False, 2)
+
+
+def test_join_waits_for_tasks_started_while_it_waits() -> None:
+    async def scenario() -> list[str]:
+        tasks: KeyedTasks[str] = KeyedTasks()
+        ran: list[str] = []
+
+        async def second() -> None:
+            ran.append("second")
+
+        async def first() -> None:
+            await asyncio.sleep(0)
+            tasks.start("b", second())
+            ran.append("first")
+
+        tasks.start("a", first())
+        await tasks.join()
+        assert len(tasks) == 0
+        return ran
+
+    assert asyncio.run(scenario()) == ["first", "second"]

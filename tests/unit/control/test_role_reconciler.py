@@ -16,6 +16,7 @@ from vmrole_operator.control.role_workers import Work
 from vmrole_operator.kube.api import (
     CONFIGMAPS,
     DEPLOYMENTS,
+    DISRUPTION_BUDGETS,
     MERGE_PATCH,
     NETWORK_POLICIES,
     PODS,
@@ -126,6 +127,7 @@ def test_a_run_with_nothing_changed_writes_nothing_even_after_a_restart() -> Non
         ("services", "web"),
         ("services", "web-internal"),
         ("networkpolicies", "web"),
+        ("poddisruptionbudgets", "web"),
     }
 
 
@@ -334,3 +336,44 @@ def test_a_missed_auto_start_deadline_is_told_on_the_role_and_on_the_pod() -> No
     op.run(Work.STATUS)
     assert ("web", "Warning", "AutoStartFailed") in [e[:3] for e in op.events]
     assert ("web-a", "Warning", "AutoStartTimeout") in [e[:3] for e in op.events]
+
+
+def test_the_disruption_budget_follows_the_room_to_surge_on_pod_changes_alone() -> None:
+    kube = FakeKube()
+    put_role(kube, image=DIGEST_IMAGE, instances=2, upgrade={"maxUnavailable": 1, "maxSurge": 0})
+    op = Operator(kube)
+    op.run()
+    budget = kube.stored(DISRUPTION_BUDGETS, "ns", "web")
+    assert budget is not None
+    assert budget["spec"]["minAvailable"] == 2
+    role = stored_role(kube)
+    instance_pod(kube, role, "web-a")
+    pending = instance_pod(kube, role, "web-b")
+    unschedulable = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/3 nodes",
+    }
+    kube.patch(
+        PODS,
+        "ns",
+        "web-b",
+        {"metadata": {"uid": pending["metadata"]["uid"]}, "status": {"conditions": [unschedulable]}},
+        content_type=MERGE_PATCH,
+        subresource="status",
+    )
+    op.run(Work.STATUS)  # a pod changed: no spec change, yet the budget moves
+    budget = kube.stored(DISRUPTION_BUDGETS, "ns", "web")
+    assert budget is not None
+    assert budget["spec"]["minAvailable"] == 1
+    schedulable = next(x for x in stored_role(kube)["status"]["conditions"] if x["type"] == "Schedulable")
+    assert schedulable["reason"] == "NoRoomToSurge"
+
+    kube.patch(
+        PODS, "ns", "web-b", {"status": {"conditions": []}}, content_type=MERGE_PATCH, subresource="status"
+    )
+    op.run(Work.STATUS)
+    budget = kube.stored(DISRUPTION_BUDGETS, "ns", "web")
+    assert budget is not None
+    assert budget["spec"]["minAvailable"] == 2

@@ -23,6 +23,7 @@ def test_build_children_are_owned_and_labelled() -> None:
         ("Service", "web"),
         ("Service", "web-internal"),
         ("NetworkPolicy", "web"),
+        ("PodDisruptionBudget", "web"),
     ]
     for child in children:
         meta = child["metadata"]
@@ -66,6 +67,7 @@ def test_minimal_role_has_a_deployment_and_its_instance_list() -> None:
     assert [(child["kind"], child["metadata"]["name"]) for child in children] == [
         ("ConfigMap", "web-instances"),
         ("Deployment", "web"),
+        ("PodDisruptionBudget", "web"),
     ]
 
 

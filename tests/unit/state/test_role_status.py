@@ -83,7 +83,8 @@ def test_compute_status_shape() -> None:
 def test_conditions() -> None:
     status = status_of(role(), all_pods())
     conds = conditions(status)
-    assert set(conds) == {"Available", "Progressing", "Degraded"}
+    assert set(conds) == {"Available", "Progressing", "Degraded", "Schedulable"}
+    assert conds["Schedulable"]["status"] == "True"
     assert conds["Available"]["status"] == "True"  # 2 ready >= 3 - maxUnavailable 1
     assert conds["Available"]["reason"] == "MinimumInstancesReady"
     assert conds["Progressing"]["status"] == "False"
@@ -214,3 +215,24 @@ def test_many_failing_instances_are_summarised() -> None:
     message = conditions(status_of(role(instances=15), pods))["Degraded"]["message"]
     assert message.count(" is FailedStartingRole") == 10
     assert message.endswith("and 5 more")
+
+
+def test_schedulable_condition_says_why_and_what_a_drain_does_then() -> None:
+    pending = pf.with_name(pf.unschedulable(), "web-7d9c5b6f4-zzzzz")
+    status = status_of(role(spread="Required"), [pf.role_ready(), pending])
+    cond = conditions(status)["Schedulable"]
+    assert cond["status"] == "False"
+    assert cond["reason"] == "NoRoomToSurge"
+    assert "web-7d9c5b6f4-zzzzz" in cond["message"]
+    assert "spec.spread Required" in cond["message"]
+    assert "maxUnavailable (1) at a time" in cond["message"]
+    # ...and the instance itself says what the scheduler said.
+    [entry] = [i for i in status["instances"] if i["pod"] == "web-7d9c5b6f4-zzzzz"]
+    assert entry["message"].startswith("not scheduled: Unschedulable")
+
+
+def test_schedulable_condition_counts_every_stuck_instance() -> None:
+    stuck = [pf.with_name(pf.unschedulable(), f"web-7d9c5b6f4-{n}") for n in "abc"]
+    cond = conditions(status_of(role(), stuck))["Schedulable"]
+    assert "(and 2 more)" in cond["message"]
+    assert "spec.spread" not in cond["message"]
