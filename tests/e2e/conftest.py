@@ -46,10 +46,9 @@ def kube() -> Kube:
     return Kube(client.ApiClient())
 
 
-@pytest.fixture
-def namespace(kube: Kube) -> Iterator[str]:
-    """A fresh namespace that enforces the `restricted` Pod Security Standard, like production ones."""
-    name = f"{SESSION_PREFIX}{uuid.uuid4().hex[:6]}"
+def restricted_namespace(kube: Kube, name: str, **labels: str) -> Iterator[str]:
+    """A namespace that enforces the `restricted` Pod Security Standard, like production ones, with
+    its default ServiceAccount (pods and dry runs need it); deleted after."""
     kube.core.create_namespace(
         client.V1Namespace(
             metadata=client.V1ObjectMeta(
@@ -58,7 +57,7 @@ def namespace(kube: Kube) -> Iterator[str]:
                     "pod-security.kubernetes.io/enforce": "restricted",
                     "pod-security.kubernetes.io/enforce-version": "latest",
                     "vmrole.dev/e2e": "true",
-                    E2E_OPERATOR_LABEL: E2E_OPERATOR,
+                    **labels,
                 },
             )
         )
@@ -66,6 +65,14 @@ def namespace(kube: Kube) -> Iterator[str]:
     kube.wait_for(lambda: kube.service_account_exists(name, "default"), 60, "default ServiceAccount")
     yield name
     kube.core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture
+def namespace(kube: Kube) -> Iterator[str]:
+    """A fresh namespace, served by this session's operator."""
+    yield from restricted_namespace(
+        kube, f"{SESSION_PREFIX}{uuid.uuid4().hex[:6]}", **{E2E_OPERATOR_LABEL: E2E_OPERATOR}
+    )
 
 
 def kubectl(*args: str, check: bool = True, timeout: float = 60, stdin: str | None = None) -> str:

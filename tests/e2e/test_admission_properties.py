@@ -20,7 +20,6 @@ from typing import Any, cast
 import kopf
 import pytest
 from hypothesis import HealthCheck, event, given, settings
-from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from vmrole_operator.models import VMRole, parse_role
@@ -29,7 +28,7 @@ from vmrole_operator.specs.environment import topology_text
 from vmrole_operator.specs.resolver_pod import build_resolver_pod
 from vmrole_operator.state.names import instance_name
 
-from .conftest import SESSION_PREFIX
+from .conftest import SESSION_PREFIX, restricted_namespace
 from .kube import Kube
 from .roles import GROUP, PLURAL, VERSION
 from .spec_strategies import near_misses, rule_probes, valid_roles
@@ -49,23 +48,7 @@ PROPERTY = settings(
 @pytest.fixture(scope="module")
 def ns(kube: Kube) -> Iterator[str]:
     """One namespace for every example: dry runs store nothing, so examples cannot collide."""
-    name = f"{SESSION_PREFIX}prop-{uuid.uuid4().hex[:6]}"
-    kube.core.create_namespace(
-        client.V1Namespace(
-            metadata=client.V1ObjectMeta(
-                name=name,
-                labels={
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/enforce-version": "latest",
-                    "vmrole.dev/e2e": "true",
-                },
-            )
-        )
-    )
-    # The resolver pod's dry run passes the ServiceAccount admission plugin.
-    kube.wait_for(lambda: kube.service_account_exists(name, "default"), 60, "default ServiceAccount")
-    yield name
-    kube.core.delete_namespace(name, propagation_policy="Background")
+    yield from restricted_namespace(kube, f"{SESSION_PREFIX}prop-{uuid.uuid4().hex[:6]}")
 
 
 def _admit_role(kube: Kube, namespace: str, manifest: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:

@@ -47,6 +47,16 @@ def on_node(world: World, name: str, node_name: str, **kwargs: Any) -> dict[str,
     return world.kube.patch(PODS, "ns", name, {"spec": {"nodeName": node_name}}, content_type=MERGE_PATCH)
 
 
+def cordoned_with(*placement: tuple[str, str]) -> tuple[World, Maintenance]:
+    """A role with one instance per (pod, node), and node w1 just cordoned."""
+    world = World(instances=len(placement))
+    for pod, node_name in placement:
+        on_node(world, pod, node_name)
+    m = Maintenance(world)
+    m.run(lambda n: n.node_changed(node("w1", True)))
+    return world, m
+
+
 def token_of(world: World, name: str) -> str | None:
     pod = world.stored(name)
     assert pod is not None
@@ -71,10 +81,7 @@ def test_a_cordon_asks_for_a_reimage_of_every_instance_of_that_node_only() -> No
 
 
 def test_a_node_seen_again_in_the_same_state_costs_nothing() -> None:
-    world = World(instances=1)
-    on_node(world, "web-a", "w1")
-    m = Maintenance(world)
-    m.run(lambda n: n.node_changed(node("w1", True)))
+    world, m = cordoned_with(("web-a", "w1"))
     writes = len(world.kube.writes)
     m.run(lambda n: n.node_changed(node("w1", True)), lambda n: n.node_changed(node("w1", True)))
     assert len(world.kube.writes) == writes
@@ -104,11 +111,7 @@ def test_instances_already_being_replaced_or_going_are_left_alone() -> None:
 
 
 def test_an_uncordon_withdraws_the_requests_of_instances_still_serving() -> None:
-    world = World(instances=2)
-    on_node(world, "web-a", "w1")
-    on_node(world, "web-b", "w1")
-    m = Maintenance(world)
-    m.run(lambda n: n.node_changed(node("w1", True)))
+    world, m = cordoned_with(("web-a", "w1"), ("web-b", "w1"))
     # web-b's reimage went further: out of the pool, then out of rotation for its drain.
     world.kube.patch(
         PODS,
@@ -194,11 +197,7 @@ def test_a_users_request_written_meanwhile_is_never_overwritten() -> None:
 
 
 def test_a_node_drains_reimage_waits_for_room_past_every_deadline_and_an_uncordon_ends_it() -> None:
-    world = World(instances=2)
-    on_node(world, "web-a", "w1")
-    on_node(world, "web-b", "w2")
-    m = Maintenance(world)
-    m.run(lambda n: n.node_changed(node("w1", True)))
+    world, m = cordoned_with(("web-a", "w1"), ("web-b", "w2"))
     victim = world.stored("web-a")
     assert victim is not None
     uncordoned_at = int(MAX_SURGE_WAIT_S / 0.25) + 40  # sleeps: well past a user reimage's deadline
@@ -223,11 +222,7 @@ def test_a_node_drains_reimage_waits_for_room_past_every_deadline_and_an_uncordo
 
 
 def test_a_node_drains_reimage_surges_drains_and_deletes_once_when_there_is_room() -> None:
-    world = World(instances=2)
-    on_node(world, "web-a", "w1")
-    on_node(world, "web-b", "w2")
-    m = Maintenance(world)
-    m.run(lambda n: n.node_changed(node("w1", True)))
+    world, _m = cordoned_with(("web-a", "w1"), ("web-b", "w2"))
     victim = world.stored("web-a")
     assert victim is not None
     replacement_arrives(world)
