@@ -47,6 +47,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--scale-timeout", type=float, default=3600)
     p.add_argument("--scale-nodes", type=int, default=5, help="fake kwok nodes")
     p.add_argument("--no-scale-floor", action="store_true", help="skip the plain-Deployment scale floor")
+    p.add_argument(
+        "--scale-pairs",
+        default="1000:3",
+        help="alternating (operator, floor) pairs per size, as size:pairs,...; other sizes get 1",
+    )
     p.add_argument("--quiet", type=float, default=5, help="seconds without operator CPU use = settled")
     args = p.parse_args(argv)
     if args.smoke:
@@ -55,12 +60,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.dropped_rate, args.rolling_window, args.rolling_rounds = 20, 10, 1
         args.instances = 2
         args.scale_sizes, args.scale_timeout, args.scale_nodes = "5", 120, 1
-        args.no_scale_floor, args.quiet = False, 2
+        args.no_scale_floor, args.quiet, args.scale_pairs = False, 2, "5:2"
     args.only = [b for b in args.only.split(",") if b]
     unknown = set(args.only) - set(BENCHMARKS)
     if unknown:
         p.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     return args
+
+
+def parse_pairs(text: str) -> dict[int, int]:
+    """`1000:3,10000:1` -> {1000: 3, 10000: 1}."""
+    pairs = {}
+    for item in text.split(","):
+        if item:
+            size, _, count = item.partition(":")
+            pairs[int(size)] = int(count or 1)
+    return pairs
 
 
 class Watchdog:
@@ -183,7 +198,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             floor=not args.no_scale_floor,
             nodes=args.scale_nodes,
             quiet_s=args.quiet,
+            pairs=parse_pairs(args.scale_pairs),
         )
+        results["scale_runs"] = scale.scale_runs(results.get("scale") or {})
     for name in BENCHMARKS:
         results.setdefault(name, {"skipped": "not selected (--only)"})
     results["wall_s"] = round((datetime.datetime.now(datetime.UTC) - started).total_seconds(), 1)

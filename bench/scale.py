@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import statistics
 import subprocess
 import threading
 import time
@@ -40,6 +41,7 @@ from .common import (
     operator_writes,
     proc_cpu_seconds,
     proc_status_kib,
+    ratio,
     wait_for,
     web_digest_image,
 )
@@ -267,15 +269,27 @@ def _wait_quiet(pid: int, quiet_s: float, timeout: float, threshold_cpu_s: float
     raise TimeoutError("the operator never went quiet")
 
 
-def run_one(
-    kube: Kube, run: str, kwok: Kwok, roles: int, timeout: float, logs: Path, floor: bool, quiet_s: float
+def run_operator(
+    kube: Kube,
+    run: str,
+    kwok: Kwok,
+    roles: int,
+    timeout: float,
+    logs: Path,
+    quiet_s: float,
+    restart: bool,
+    attempt: int = 0,
 ) -> dict[str, Any]:
-    namespace = kube.create_namespace(f"bench-{run}s-{roles}")
+    """`roles` roles created while the operator is stopped, then a cold start until all are Available;
+    with `restart`, then a restart with nothing changed."""
+    namespace = kube.create_namespace(f"bench-{run}s-{roles}-{attempt}")
     image = web_digest_image()
     audit = AuditLog()
     pids = control_plane_pids()
     result: dict[str, Any] = {"roles": roles, "namespace": namespace, "fake_nodes": len(kwok.node_names)}
-    operator = bench_operator(logs / f"operator-scale-{run}-{roles}.log", f"{run}s", f"bench-{run}s-*")
+    operator = bench_operator(
+        logs / f"operator-scale-{run}-{roles}-{attempt}.log", f"{run}s", f"bench-{run}s-*"
+    )
     try:
         manifests = [kwok_role_manifest(f"r{i:05d}", image, kwok.node_selector) for i in range(roles)]
         result["create_roles_s"] = round(_create_all(manifests, lambda m: kube.create_role(namespace, m)), 2)
@@ -307,6 +321,7 @@ def run_one(
             t_quiet = _wait_quiet(pid, quiet_s, timeout)
             result["seconds_to_quiet"] = round(t_quiet - t0, 2)
             result["cpu"] = meter.stop()
+            result["cpu_s_per_role"] = per_role(result["cpu"], roles)
             samples = sampler.stop()
             hwm = proc_status_kib(pid, "VmHWM")
             result["peak_rss_mib"] = round(hwm / 1024, 1) if hwm else None
@@ -317,41 +332,107 @@ def run_one(
             result["writes_by_kind"] = breakdown(writes)
             result["writes_per_role"] = round(len(writes) / roles, 2)
 
-        # --- restart with nothing changed ---
-        operator.stop()
-        mark = audit.mark()
-        offset = operator.log_size()
-        t0 = time.monotonic()
-        operator.start()
-        assert operator.proc is not None
-        pid = operator.proc.pid
-        wait_for(lambda: _resumed(operator, offset) >= roles, timeout, "every role resumed", interval=0.5)
-        t_resumed = time.monotonic()
-        t_quiet = _wait_quiet(pid, quiet_s, timeout)
-        time.sleep(2)
-        writes = operator_writes(audit.writes(mark, namespace))
-        hwm = proc_status_kib(pid, "VmHWM")
-        result["resync_seconds_all_resumed"] = round(t_resumed - t0, 2)
-        result["resync_seconds"] = round(max(t_quiet, t_resumed) - t0, 2)
-        result["resync_writes"] = len(writes)
-        result["resync_writes_by_kind"] = breakdown(writes)
-        result["resync_peak_rss_mib"] = round(hwm / 1024, 1) if hwm else None
-        result["resync_cpu_s"] = proc_cpu_seconds(pid)
+        if restart:
+            result.update(_restart(operator, audit, namespace, roles, timeout, quiet_s))
     finally:
         operator.stop()
         kube.delete_namespace(namespace)
-
-    if floor:
-        result["floor"] = run_floor(kube, run, kwok, roles, image, timeout)
     return result
 
 
-def run_floor(kube: Kube, run: str, kwok: Kwok, n: int, image: str, timeout: float) -> dict[str, Any]:
+def per_role(cpu: dict[str, Any], roles: int) -> dict[str, float]:
+    """CPU seconds per role of each measured process (the operator, the API server, ...)."""
+    return {name: round(seconds / roles, 4) for name, seconds in (cpu.get("cpu_s") or {}).items()}
+
+
+def _restart(
+    operator: OperatorProcess, audit: AuditLog, namespace: str, roles: int, timeout: float, quiet_s: float
+) -> dict[str, Any]:
+    """The operator restarted with nothing changed: until every role is handled and it is quiet."""
+    operator.stop()
+    mark = audit.mark()
+    offset = operator.log_size()
+    t0 = time.monotonic()
+    operator.start()
+    assert operator.proc is not None
+    pid = operator.proc.pid
+    wait_for(lambda: _resumed(operator, offset) >= roles, timeout, "every role resumed", interval=0.5)
+    t_resumed = time.monotonic()
+    t_quiet = _wait_quiet(pid, quiet_s, timeout)
+    time.sleep(2)
+    writes = operator_writes(audit.writes(mark, namespace))
+    hwm = proc_status_kib(pid, "VmHWM")
+    return {
+        "resync_seconds_all_resumed": round(t_resumed - t0, 2),
+        "resync_seconds": round(max(t_quiet, t_resumed) - t0, 2),
+        "resync_writes": len(writes),
+        "resync_writes_by_kind": breakdown(writes),
+        "resync_peak_rss_mib": round(hwm / 1024, 1) if hwm else None,
+        "resync_cpu_s": proc_cpu_seconds(pid),
+    }
+
+
+def run_size(
+    kube: Kube,
+    run: str,
+    kwok: Kwok,
+    roles: int,
+    timeout: float,
+    logs: Path,
+    floor: bool,
+    quiet_s: float,
+    pairs: int,
+) -> dict[str, Any]:
+    """`pairs` alternating (operator, floor) pairs at one size, each from an empty cluster; the
+    first operator run is also restarted. One machine, one after the other: a pair shares the
+    machine's mood, so the ratio within a pair is what to compare."""
+    operator_runs: list[dict[str, Any]] = []
+    floors: list[dict[str, Any]] = []
+    image = web_digest_image()
+    for attempt in range(pairs):
+        operator_runs.append(
+            run_operator(
+                kube, run, kwok, roles, timeout, logs, quiet_s, restart=attempt == 0, attempt=attempt
+            )
+        )
+        wait_namespace_gone(kube, operator_runs[-1]["namespace"], timeout)
+        if floor:
+            floors.append(run_floor(kube, run, kwok, roles, image, timeout, attempt))
+            wait_namespace_gone(kube, floors[-1]["namespace"], timeout)
+    first = operator_runs[0]
+    seconds = [r["seconds_to_available"] for r in operator_runs]
+    floor_seconds = [f["seconds_to_available"] for f in floors]
+    pair_ratios = [ratio(o, f) for o, f in zip(seconds, floor_seconds, strict=False)]
+    result = {
+        **first,  # the restart, writes and RSS samples of the first run
+        "pairs": pairs,
+        "seconds_to_available": round(statistics.median(seconds), 2),
+        "seconds_to_available_runs": seconds,
+        "peak_rss_mib": max((r["peak_rss_mib"] or 0.0) for r in operator_runs) or None,
+        "peak_rss_mib_runs": [r["peak_rss_mib"] for r in operator_runs],
+        "cpu_s_per_role_runs": [r["cpu_s_per_role"] for r in operator_runs],
+    }
+    if floors:
+        result["floor"] = {
+            **floors[0],
+            "seconds_to_available": round(statistics.median(floor_seconds), 2),
+            "seconds_to_available_runs": floor_seconds,
+            "cpu_s_per_role_runs": [f["cpu_s_per_role"] for f in floors],
+        }
+        known = [r for r in pair_ratios if r is not None]
+        result["pair_ratios"] = pair_ratios
+        result["ratio_median"] = round(statistics.median(known), 3) if known else None
+    return result
+
+
+def run_floor(
+    kube: Kube, run: str, kwok: Kwok, n: int, image: str, timeout: float, attempt: int = 0
+) -> dict[str, Any]:
     """n plain 1-replica Deployments (the operator's pod spec) created at once, until all available."""
     from vmrole_operator.models import parse_role
     from vmrole_operator.specs.deployment import build_deployment
 
-    namespace = kube.create_namespace(f"bench-{run}f-{n}")
+    namespace = kube.create_namespace(f"bench-{run}f-{n}-{attempt}")
     try:
         bodies = []
         for i in range(n):
@@ -371,14 +452,17 @@ def run_floor(kube: Kube, run: str, kwok: Kwok, n: int, image: str, timeout: flo
             t0 = time.monotonic()
             created = _create_all(bodies, lambda d: kube.apps.create_namespaced_deployment(namespace, d))
             t_all = _wait_count(watcher, n, timeout, "Deployments available")
+            cpu = meter.stop()
             return {
+                "namespace": namespace,
                 "deployments": n,
                 "create_s": round(created, 2),
                 "seconds_to_available": round(t_all - t0, 2),
                 "seconds_to_all_pods_ready": (
                     round(pods_ready.reached_at - t0, 2) if pods_ready.reached_at is not None else None
                 ),
-                "cpu": meter.stop(),
+                "cpu": cpu,
+                "cpu_s_per_role": per_role(cpu, n),
             }
     finally:
         kube.delete_namespace(namespace)
@@ -398,20 +482,20 @@ def run(
     floor: bool = True,
     nodes: int = 5,
     quiet_s: float = 5,
+    pairs: dict[int, int] | None = None,
 ) -> dict[str, Any]:
+    """Every size in turn, smallest first; `pairs` says how many (operator, floor) pairs a size gets
+    (1 unless given). A size that fails ends the run: the larger ones would fail too."""
     runs: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     with Kwok(kube, run_id, nodes, logs / f"kwok-{run_id}.log") as kwok:
         for size in sizes:
             try:
-                runs.append(run_one(kube, run_id, kwok, size, timeout, logs, floor, quiet_s))
+                count = (pairs or {}).get(size, 1)
+                runs.append(run_size(kube, run_id, kwok, size, timeout, logs, floor, quiet_s, count))
             except (TimeoutError, MemoryError, RuntimeError) as e:
                 skipped[str(size)] = f"{type(e).__name__}: {e}"
                 break
-            finally:
-                if size != sizes[-1]:  # the next size starts from an empty cluster
-                    wait_namespace_gone(kube, f"bench-{run_id}s-{size}", timeout)
-                    wait_namespace_gone(kube, f"bench-{run_id}f-{size}", timeout)
     first = runs[0] if runs else {}
     return {
         "runs": runs,
@@ -422,4 +506,28 @@ def run(
         "writes": first.get("writes"),
         "resync_writes": first.get("resync_writes"),
         "resync_seconds": first.get("resync_seconds"),
+        **{f"{key}_{r['roles']}": r.get(key) for r in runs for key in SIZE_KEYS},
     }
+
+
+# Keys of each size's run also given as `<key>_<roles>` in the scale section, for the targets.
+SIZE_KEYS = ("seconds_to_available", "ratio_median", "peak_rss_mib", "resync_seconds", "resync_writes")
+
+
+def scale_runs(scale: dict[str, Any]) -> list[dict[str, Any]]:
+    """One line per size: what latest.json's `scale_runs` holds."""
+    return [
+        {
+            "roles": r["roles"],
+            "seconds_to_available": r.get("seconds_to_available"),
+            "floor_seconds": (r.get("floor") or {}).get("seconds_to_available"),
+            "ratio_median": r.get("ratio_median"),
+            "pairs": r.get("pairs"),
+            "peak_rss_mib": r.get("peak_rss_mib"),
+            "restart_settle_seconds": r.get("resync_seconds"),
+            "resync_writes": r.get("resync_writes"),
+            "operator_cpu_s_per_role": (r.get("cpu_s_per_role") or {}).get("operator"),
+            "apiserver_cpu_s_per_role": (r.get("cpu_s_per_role") or {}).get("kube-apiserver"),
+        }
+        for r in scale.get("runs") or []
+    ]

@@ -97,6 +97,16 @@ def test_scale_on_kwok_measured_start_memory_and_writes(results: tuple[dict[str,
     assert isinstance(scale["resync_writes"], int)
     assert run["rss_samples"], "no RSS samples"
     assert _positive(run["floor"]["seconds_to_available"]), "the plain-Deployment floor did not run"
+    # Alternating pairs (the smoke run asks for two at 5 roles), each with its own ratio.
+    assert run["pairs"] == 2
+    assert len(run["seconds_to_available_runs"]) == 2
+    assert len(run["pair_ratios"]) == 2
+    assert all(_positive(r) for r in run["pair_ratios"])
+    assert _positive(run["cpu_s_per_role"]["operator"])
+    [line] = results[0]["scale_runs"]
+    assert line["roles"] == 5
+    assert line["floor_seconds"] == run["floor"]["seconds_to_available"]
+    assert line["resync_writes"] == scale["resync_writes"]
 
 
 def test_busy_ran_both_arms(results: tuple[dict[str, Any], Path]) -> None:
