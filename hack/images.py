@@ -51,6 +51,8 @@ APPLETS = (
     "date",
     "hostname",
     "mount",
+    "nslookup",
+    "timeout",
 )
 SERVE_SCRIPT = """#!/bin/sh
 # Auto-start services of the test golden image: come up after START_DELAY seconds, serve /www on 8080.
