@@ -74,13 +74,18 @@ class KindCluster:
     def exists(self) -> bool:
         if not dockerd.answers():
             return False
-        out = subprocess.run([self.kind, "get", "clusters"], capture_output=True, text=True, check=False).stdout
+        out = subprocess.run(
+            [self.kind, "get", "clusters"], capture_output=True, text=True, check=False
+        ).stdout
         return self.name in out.split()
 
     def _all_ready(self) -> bool:
         try:
             out = self.kubectl(
-                "get", "nodes", "-o", "jsonpath={range .items[*]}{.status.conditions[?(@.type=='Ready')].status} {end}"
+                "get",
+                "nodes",
+                "-o",
+                "jsonpath={range .items[*]}{.status.conditions[?(@.type=='Ready')].status} {end}",
             )
         except (ClusterError, subprocess.TimeoutExpired):
             return False
@@ -158,7 +163,11 @@ class KindCluster:
                     "role": "control-plane",
                     "image": image,
                     "extraMounts": [
-                        {"hostPath": str(policy_dir), "containerPath": AUDIT_POLICY_DIR_IN_NODE, "readOnly": True},
+                        {
+                            "hostPath": str(policy_dir),
+                            "containerPath": AUDIT_POLICY_DIR_IN_NODE,
+                            "readOnly": True,
+                        },
                         {"hostPath": str(self.logs), "containerPath": AUDIT_DIR_IN_NODE},
                     ],
                 },
@@ -216,26 +225,38 @@ class KindCluster:
             check=False,
         )
         if created.returncode != 0:
-            raise ClusterError(f"kind create cluster failed (status {created.returncode}); see its output above")
+            raise ClusterError(
+                f"kind create cluster failed (status {created.returncode}); see its output above"
+            )
         all_nodes = network.nodes(self.name, self.kubectl)
         network.setup(all_nodes)
         self.wait_for(f"{len(all_nodes)} nodes Ready", self._all_ready, 120)
         self.wait_for(
             "CoreDNS available",
-            lambda: self.kubectl(
-                "get", "deployment", "coredns", "-n", "kube-system", "-o", "jsonpath={.status.availableReplicas}"
-            ).strip()
-            == "2",
+            lambda: (
+                self.kubectl(
+                    "get",
+                    "deployment",
+                    "coredns",
+                    "-n",
+                    "kube-system",
+                    "-o",
+                    "jsonpath={.status.availableReplicas}",
+                ).strip()
+                == "2"
+            ),
             120,
         )
         self.wait_for(
-            "default ServiceAccount", lambda: self.kubectl("get", "serviceaccount", "default", "-n", "default"), 60
+            "default ServiceAccount",
+            lambda: self.kubectl("get", "serviceaccount", "default", "-n", "default"),
+            60,
         )
         self.write_env()
+        summary = ", ".join(f"{n.name} {n.ip} pods {n.pod_cidr}" for n in all_nodes)
         print(
             f"kind cluster {self.name} up in {time.monotonic() - t0:.0f}s (kind create and network "
-            f"{time.monotonic() - t1:.0f}s): {', '.join(f'{n.name} {n.ip} pods {n.pod_cidr}' for n in all_nodes)}; "
-            f"source {self.cluster_dir / 'env'}"
+            f"{time.monotonic() - t1:.0f}s): {summary}; source {self.cluster_dir / 'env'}"
         )
 
     def down(self) -> None:
@@ -266,19 +287,25 @@ def kind_binary() -> str:
     """kind as hack/build-kind.sh builds it (the release the node image is made for), else PATH's."""
     here = Path(__file__).resolve().parents[1]
     if shutil.which("go"):
-        out = subprocess.run(["bash", str(here / "build-kind.sh")], stdout=subprocess.PIPE, text=True, check=False)
+        out = subprocess.run(
+            ["bash", str(here / "build-kind.sh")], stdout=subprocess.PIPE, text=True, check=False
+        )
         if out.returncode != 0:
             raise ClusterError("building kind failed (see the output above)")
         return out.stdout.strip().splitlines()[-1]
     found = shutil.which("kind")
     if found is None:
-        raise ClusterError("CLUSTER=kind needs kind: install go (hack/build-kind.sh builds it) or put kind on PATH")
+        raise ClusterError(
+            "CLUSTER=kind needs kind: install go (hack/build-kind.sh builds it) or put kind on PATH"
+        )
     return found
 
 
 def coredns_binary() -> Path:
     here = Path(__file__).resolve().parents[1]
-    out = subprocess.run(["bash", str(here / "build-coredns.sh")], stdout=subprocess.PIPE, text=True, check=False)
+    out = subprocess.run(
+        ["bash", str(here / "build-coredns.sh")], stdout=subprocess.PIPE, text=True, check=False
+    )
     if out.returncode != 0:
         raise ClusterError("building CoreDNS failed (see the output above)")
     return Path(out.stdout.strip().splitlines()[-1])

@@ -29,9 +29,9 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
-from typing import IO
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from images import build_image_archive
 from local_cluster.host import ClusterError
@@ -164,7 +164,14 @@ def _base_rootfs(key: str) -> Path:
     mirror = apt_mirror()
     log(f"debootstrap {SUITE} from {mirror} for the node base (once per package list; about a minute)")
     _run(
-        ["debootstrap", "--variant=minbase", f"--include={','.join(NODE_PACKAGES)}", SUITE, str(rootfs), mirror]
+        [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(NODE_PACKAGES)}",
+            SUITE,
+            str(rootfs),
+            mirror,
+        ]
     )
     # Nothing in a node starts these; their absence keeps boot quiet and quick.
     for unit in ("e2scrub_reap.service", "remote-fs.target"):
@@ -215,7 +222,14 @@ def _kube_proxy_image(ref: str, binary: Path, rootfs: Path) -> bytes:
                 executables.add(rel)
     files["etc/ld.so.cache"] = (rootfs / "etc/ld.so.cache").read_bytes()
     # update-alternatives' links, which no package's file list names: nft, as on the node.
-    for tool in ("iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"):
+    for tool in (
+        "iptables",
+        "iptables-save",
+        "iptables-restore",
+        "ip6tables",
+        "ip6tables-save",
+        "ip6tables-restore",
+    ):
         symlinks[f"usr/sbin/{tool}"] = "xtables-nft-multi"
     files["usr/local/bin/kube-proxy"] = binary.read_bytes()
     executables.add("usr/local/bin/kube-proxy")
@@ -260,13 +274,17 @@ def _preload(root: Path, images: Iterator[tuple[str, bytes]]) -> None:
         )
         with open(Path(tmp) / "containerd.log", "wb") as out:
             proc = subprocess.Popen(
-                ["containerd", "--config", str(config)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                ["containerd", "--config", str(config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         try:
             deadline = time.monotonic() + 30
             while not Path(socket).exists():
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise ClusterError(f"containerd for the preload did not start: {(Path(tmp) / 'containerd.log').read_text()[-800:]}")
+                    detail = (Path(tmp) / "containerd.log").read_text()[-800:]
+                    raise ClusterError(f"containerd for the preload did not start: {detail}")
                 time.sleep(0.1)
             ctr = ["ctr", "--address", socket, "-n", "k8s.io"]
             for ref, archive in images:
@@ -284,7 +302,9 @@ def _preload(root: Path, images: Iterator[tuple[str, bytes]]) -> None:
                 proc.wait()
             with open("/proc/self/mountinfo") as f:
                 points = [line.split()[4] for line in f]
-            for point in sorted((p for p in points if p.startswith(tmp) or p.startswith(str(root))), reverse=True):
+            for point in sorted(
+                (p for p in points if p.startswith(tmp) or p.startswith(str(root))), reverse=True
+            ):
                 subprocess.run(["umount", "-l", point], check=False)
 
 
@@ -378,7 +398,9 @@ def _stream_archive(image: NodeImage, out: IO[bytes]) -> None:
 
 
 def present(ref: str) -> bool:
-    return subprocess.run(["docker", "image", "inspect", ref], capture_output=True, check=False).returncode == 0
+    return (
+        subprocess.run(["docker", "image", "inspect", ref], capture_output=True, check=False).returncode == 0
+    )
 
 
 def load(image: NodeImage) -> None:
@@ -387,7 +409,9 @@ def load(image: NodeImage) -> None:
         return
     started = time.monotonic()
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(["docker", "load"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            ["docker", "load"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err
+        )
         assert proc.stdin is not None
         try:
             _stream_archive(image, proc.stdin)
