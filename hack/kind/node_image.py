@@ -397,6 +397,28 @@ def _stream_archive(image: NodeImage, out: IO[bytes]) -> None:
                 tar.addfile(info, f)
 
 
+def prune(image: NodeImage) -> None:
+    """Drops node images and cached layers of earlier keys: each holds about a gigabyte."""
+    keep = {layer.path for layer in image.layers}
+    for path in (kind_cache() / "layers").glob("*.tar"):
+        if path not in keep:
+            path.unlink()
+            path.with_suffix(".json").unlink(missing_ok=True)
+    for base in kind_cache().glob("base-*"):
+        if base.is_dir() and f"base-{base.name.removeprefix('base-')}.tar" not in {p.name for p in keep}:
+            shutil.rmtree(base)
+    repository = image.ref.rsplit(":", 1)[0]
+    listed = subprocess.run(
+        ["docker", "images", repository, "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    stale = [ref for ref in listed if ref != image.ref]
+    if stale:
+        subprocess.run(["docker", "rmi", *stale], capture_output=True, check=False)
+
+
 def present(ref: str) -> bool:
     return (
         subprocess.run(["docker", "image", "inspect", ref], capture_output=True, check=False).returncode == 0
