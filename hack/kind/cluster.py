@@ -291,13 +291,9 @@ class KindCluster:
 
 def kind_binary() -> str:
     """kind as hack/build-kind.sh builds it (the release the node image is made for), else PATH's."""
-    here = Path(__file__).resolve().parents[1]
-    if shutil.which("go"):
-        out = subprocess.run(
-            ["bash", str(here / "build-kind.sh")], stdout=subprocess.PIPE, text=True, check=False
-        )
-        if out.returncode != 0:
-            raise ClusterError("building kind failed (see the output above)")
+    script = Path(__file__).resolve().parents[1] / "build-kind.sh"
+    out = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, text=True, check=False)
+    if out.returncode == 0:
         return out.stdout.strip().splitlines()[-1]
     found = shutil.which("kind")
     if found is None:
