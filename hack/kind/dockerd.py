@@ -114,7 +114,9 @@ def start() -> bool:
     if others:
         raise ClusterError(f"a dockerd (pid {others[0]}) runs but does not answer on {SOCKET}")
     RUN_DIR.mkdir(parents=True, exist_ok=True)
-    HOST_STATE.write_text(json.dumps(_record_host()))
+    # A dockerd that died without `stop` left its changes: what the host was like before it stays.
+    if not HOST_STATE.exists():
+        HOST_STATE.write_text(json.dumps(_record_host()))
     shutil.copy(Path(__file__).with_name("runc_wrapper.py"), WRAPPER)
     WRAPPER.chmod(0o755)
     data_root = cache_dir() / "docker"
