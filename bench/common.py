@@ -188,8 +188,12 @@ def kubectl(*args: str, timeout: float = 60) -> str:
 def web_digest_image(version: str = "1") -> str:
     """`localhost/vmrole-test/web@sha256:...`: the digest reference of the test image, from containerd."""
     address = os.environ.get("VMROLE_CONTAINERD_ADDRESS", str(CLUSTER_DIR / "containerd" / "containerd.sock"))
+    ctr = ["ctr", "--address", address]
+    if os.environ.get("VMROLE_CLUSTER") == "kind":
+        # The same images on every node (hack/images.py); the control plane's containerd lists them.
+        ctr = ["docker", "exec", f"{os.environ.get('KIND_CLUSTER_NAME', 'vmrole')}-control-plane", "ctr"]
     out = subprocess.run(
-        ["ctr", "--address", address, "-n", "k8s.io", "images", "ls"],
+        [*ctr, "-n", "k8s.io", "images", "ls"],
         capture_output=True,
         text=True,
         check=True,
@@ -335,13 +339,46 @@ def proc_cpu_seconds(pid: int) -> float | None:
 
 
 def control_plane_pids() -> dict[str, int]:
-    """Pids of the local cluster's components (from .cluster/pids), for CPU accounting."""
+    """Pids of the local cluster's components (from .cluster/pids), for CPU accounting. On kind, the
+    host pids of the same components inside the control-plane node, found by that container's cgroup."""
+    if os.environ.get("VMROLE_CLUSTER") == "kind":
+        return _kind_control_plane_pids()
     pids: dict[str, int] = {}
     directory = CLUSTER_DIR / "pids"
     if directory.is_dir():
         for f in directory.glob("*.pid"):
             with contextlib.suppress(ValueError, OSError):
                 pids[f.stem] = int(f.read_text().strip())
+    return pids
+
+
+KIND_COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "containerd",
+    "kubelet",
+)
+
+
+def _kind_control_plane_pids() -> dict[str, int]:
+    node = f"{os.environ.get('KIND_CLUSTER_NAME', 'vmrole')}-control-plane"
+    inspected = subprocess.run(
+        ["docker", "inspect", "-f", "{{.Id}}", node], capture_output=True, text=True, check=False
+    )
+    container_id = inspected.stdout.strip()
+    pids: dict[str, int] = {}
+    if inspected.returncode != 0 or not container_id:
+        return pids
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            comm = (entry / "comm").read_text().strip()  # at most 15 characters
+            name = next((c for c in KIND_COMPONENTS if c[:15] == comm), None)
+            if name and name not in pids and container_id in (entry / "cgroup").read_text():
+                pids[name] = int(entry.name)
     return pids
 
 

@@ -9,7 +9,8 @@ k8s_version=$(awk '/^require k8s.io\/kubernetes /{print $3}' "$here/k8s-build/go
 etcd_version=$(awk '/^require go.etcd.io\/etcd\/server\/v3 /{print $3}' "$here/etcd-build/go.mod")
 cache_root=${VMROLE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vmrole-operator}
 bin_dir="$cache_root/bin/k8s-$k8s_version-etcd-$etcd_version"
-k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+# kubeadm only serves the kind node image (hack/kind/node_image.py); the local cluster does without it.
+k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kubeadm)
 
 log() { printf 'build-binaries: %s\n' "$*" >&2; }
 
@@ -25,6 +26,9 @@ fi
 command -v go >/dev/null || { log "error: go is not installed; it is needed once to build the cluster binaries"; exit 1; }
 command -v gcc >/dev/null || { log "error: gcc is not installed; it is needed to build the pause program"; exit 1; }
 
+# A cache made before a command joined the list keeps what it has; only the missing commands build.
+missing=()
+for c in "${k8s_cmds[@]}"; do [ -x "$bin_dir/$c" ] || missing+=("$c"); done
 tmp_out="$bin_dir.partial"
 rm -rf "$tmp_out"
 mkdir -p "$tmp_out"
@@ -37,6 +41,18 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags="$ldflags -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
   ldflags="$ldflags -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
 done
+
+if [ -x "$bin_dir/etcd" ] && [ -x "$bin_dir/pause" ] && [ ${#missing[@]} -lt ${#k8s_cmds[@]} ]; then
+  log "adding ${missing[*]} to $bin_dir"
+  pkgs=()
+  for c in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+  (cd "$here/k8s-build" && CGO_ENABLED=0 go build -mod=mod -trimpath -tags selinux,notest \
+    -ldflags "$ldflags" -o "$tmp_out/" "${pkgs[@]}")
+  for c in "${missing[@]}"; do mv "$tmp_out/$c" "$bin_dir/$c"; done
+  rm -rf "$tmp_out"
+  echo "$bin_dir"
+  exit 0
+fi
 
 log "building Kubernetes $k8s_version (${k8s_cmds[*]}) into $bin_dir; a cold build takes a while"
 pkgs=()

@@ -55,6 +55,14 @@ def local(verb: str) -> int:
 
     cluster = LocalCluster(CLUSTER_DIR, binaries() if verb == "up" else Path("/nonexistent"))
     if verb == "up":
+        from kind.dockerd import dockerd_pids
+
+        docker = dockerd_pids()
+        if docker and not cluster.healthy():
+            raise ClusterError(
+                f"dockerd (pid {docker[0]}) is running, and the local cluster cannot run beside it (it sets "
+                "ip_forward, the FORWARD policy and iptables chains): `CLUSTER=kind make cluster-down` first"
+            )
         cluster.up()
         # Cheap and idempotent; keeps the node's images in step with hack/images.py.
         load_test_images(containerd=str(cluster.layout.containerd_socket))
@@ -67,56 +75,17 @@ def local(verb: str) -> int:
 
 
 def kind(verb: str) -> int:
-    if shutil.which("kind") is None or shutil.which("docker") is None:
-        raise ClusterError("CLUSTER=kind needs `kind` and a running Docker engine")
-    CLUSTER_DIR.mkdir(exist_ok=True)
-    kubeconfig = CLUSTER_DIR / "kubeconfig"
-    exists = (
-        KIND_NAME
-        in subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True).stdout.split()
-    )
+    from kind.cluster import from_environment
+
+    cluster = from_environment(CLUSTER_DIR, KIND_NAME, binaries(), building=verb == "up")
     if verb == "up":
-        if not exists:
-            subprocess.run(
-                [
-                    "kind",
-                    "create",
-                    "cluster",
-                    "--name",
-                    KIND_NAME,
-                    "--kubeconfig",
-                    str(kubeconfig),
-                    "--config",
-                    str(Path(__file__).parent / "kind-config.yaml"),
-                    "--wait",
-                    "120s",
-                ],
-                check=True,
-            )
-            load_test_images(kind=KIND_NAME)
-        else:
-            subprocess.run(
-                ["kind", "export", "kubeconfig", "--name", KIND_NAME, "--kubeconfig", str(kubeconfig)],
-                check=True,
-            )
-        kubectl_dir = (
-            binaries().as_posix() if shutil.which("go") else os.path.dirname(shutil.which("kubectl") or "")
-        )
-        (CLUSTER_DIR / "env").write_text(
-            f"export KUBECONFIG={kubeconfig}\nexport PATH={kubectl_dir}:$PATH\nexport VMROLE_CLUSTER=kind\n"
-            f"export KIND_CLUSTER_NAME={KIND_NAME}\n"
-        )
-        print(f"kind cluster {KIND_NAME} up; source {CLUSTER_DIR / 'env'}")
+        cluster.up()
+        load_test_images(kind=KIND_NAME)
         return 0
     if verb == "down":
-        if exists:
-            subprocess.run(["kind", "delete", "cluster", "--name", KIND_NAME], check=True)
-        for f in ("env", "kubeconfig"):
-            (CLUSTER_DIR / f).unlink(missing_ok=True)
+        cluster.down()
         return 0
-    return subprocess.run(
-        ["kubectl", "--kubeconfig", str(kubeconfig), "get", "nodes", "-o", "wide"]
-    ).returncode
+    return 0 if cluster.status() else 1
 
 
 def main() -> int:

@@ -52,6 +52,8 @@ APPLETS = (
     "dd",
     "hostname",
     "mount",
+    "nslookup",
+    "timeout",
 )
 SERVE_SCRIPT = """#!/bin/sh
 # Auto-start services of the test golden image: come up after START_DELAY seconds, serve /www on 8080.
@@ -187,29 +189,33 @@ def _run(argv: list[str], data: bytes | None = None) -> str:
     return result.stdout.decode()
 
 
-def _node_ctr(containerd: str | None, kind: str | None) -> list[str]:
-    """The ctr command line that reaches the node's containerd, in the k8s.io namespace."""
+def _node_ctrs(containerd: str | None, kind: str | None) -> list[list[str]]:
+    """The ctr command lines that reach each node's containerd, in the k8s.io namespace."""
     if containerd:
-        return ["ctr", "--address", containerd, "-n", "k8s.io"]
-    return ["docker", "exec", "-i", f"{kind}-control-plane", "ctr", "-n", "k8s.io"]
+        return [["ctr", "--address", containerd, "-n", "k8s.io"]]
+    nodes = _run(
+        ["docker", "ps", "--filter", f"label=io.x-k8s.kind.cluster={kind}", "--format", "{{.Names}}"]
+    ).split()
+    if not nodes:
+        sys.exit(f"error: kind cluster {kind} has no running node")
+    return [["docker", "exec", "-i", node, "ctr", "-n", "k8s.io"] for node in sorted(nodes)]
 
 
 def load_archive(archive: bytes, ref: str, containerd: str | None, kind: str | None) -> str:
-    """Imports an archive and also names it `repo@sha256:<digest>`, as a registry pull would, so that
-    a digest-pinned reference resolves on the node. Returns that pinned reference."""
-    ctr = _node_ctr(containerd, kind)
-    if kind:
-        # kind's own loader handles multi-node clusters; ctr below only adds the digest name.
-        _run(["kind", "load", "image-archive", "/dev/stdin", "--name", kind], archive)
-    else:
+    """Imports an archive into every node and also names it `repo@sha256:<digest>`, as a registry pull
+    would, so that a digest-pinned reference resolves on the node. Returns that pinned reference."""
+    pinned = set()
+    for ctr in _node_ctrs(containerd, kind):
         _run([*ctr, "images", "import", "-"], archive)
-    listing = _run([*ctr, "images", "ls", f"name=={ref}"]).splitlines()[1:]
-    if not listing:
-        sys.exit(f"error: {ref} is not on the node after the import")
-    digest = listing[0].split()[2]
-    pinned = f"{ref.rsplit(':', 1)[0]}@{digest}"
-    _run([*ctr, "images", "tag", "--force", ref, pinned])
-    return pinned
+        listing = _run([*ctr, "images", "ls", f"name=={ref}"]).splitlines()[1:]
+        if not listing:
+            sys.exit(f"error: {ref} is not on the node after the import")
+        node_pinned = f"{ref.rsplit(':', 1)[0]}@{listing[0].split()[2]}"
+        _run([*ctr, "images", "tag", "--force", ref, node_pinned])
+        pinned.add(node_pinned)
+    if len(pinned) != 1:
+        sys.exit(f"error: {ref} has different digests on the nodes: {sorted(pinned)}")
+    return pinned.pop()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,6 +29,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${unique[@]}" >&2
 fi
 
+# CLUSTER=kind: Debian's Docker engine. Its maintainer scripts would start dockerd wherever an init
+# system lets them; hack/kind/dockerd.py starts it (with its runc wrapper) only while a kind cluster
+# runs, so a policy-rc.d keeps the install from starting anything when the machine has none.
+if [ "${CLUSTER:-local}" = kind ] && ! command -v dockerd >/dev/null; then
+  if [ "$(id -u)" != 0 ]; then log "error: CLUSTER=kind needs Docker (Debian's docker.io) and not root to install it"; exit 1; fi
+  log "installing Debian's docker.io for CLUSTER=kind"
+  policy=/usr/sbin/policy-rc.d
+  made_policy=
+  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 755 "$policy"; made_policy=1; fi
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >&2 || status=$?
+  if [ -n "$made_policy" ]; then rm -f "$policy"; fi
+  [ "${status:-0}" = 0 ] || { log "error: installing docker.io failed"; exit 1; }
+fi
+
 # Go builds the cluster binaries (once; they are cached). Debian's Go is too old for Kubernetes 1.34.
 if ! ls -d "$cache_root"/bin/k8s-* >/dev/null 2>&1; then
   command -v go >/dev/null || { log "error: go (>= 1.24) is needed once to build the Kubernetes binaries"; exit 1; }

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from . import cleanup
+from . import cleanup, coredns
 from .host import CLUSTER_DIR_ENV, ClusterError, alive, default_route_ip, port_owner, write_sysctl
 from .pki import ClusterPKI, write_kubeconfig
 
@@ -165,6 +165,8 @@ class LocalCluster:
         self.start("kube-proxy", ["--config", str(self.write_kube_proxy_config())])
         self.wait_for(f"node {NODE_NAME} Ready", self.node_ready, 120)
         self.wait_for("default ServiceAccount", self.default_service_account_exists, 60)
+        coredns.deploy(self.layout.config, self.ctr, self.kubectl)
+        self.wait_for("CoreDNS available", lambda: coredns.available(self.kubectl), 90)
         self.write_env()
         print(
             f"local cluster up in {time.monotonic() - t0:.0f}s: node {NODE_NAME} ({self.node_ip}); "
@@ -571,6 +573,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             "volumeStatsAggPeriod": "10s",
             "serializeImagePulls": False,
             "clusterDomain": "cluster.local",
+            "clusterDNS": [coredns.CLUSTER_DNS_IP],
             "resolvConf": "/etc/resolv.conf",
             "maxPods": 250,
             "shutdownGracePeriod": "0s",
