@@ -55,8 +55,8 @@ crds: setup ## Regenerate crds/ from the pydantic models
 
 .PHONY: lint
 lint: setup ## ruff, mypy --strict, and the CRD drift check
-	@$(VENV_DIR)/bin/ruff check operator tests hack
-	@$(VENV_DIR)/bin/ruff format --check operator tests hack
+	@$(VENV_DIR)/bin/ruff check operator tests hack bench
+	@$(VENV_DIR)/bin/ruff format --check operator tests hack bench
 	@$(VENV_DIR)/bin/mypy
 	@MYPYPATH=hack $(VENV_DIR)/bin/mypy --strict --follow-imports=silent hack/kind hack/local_cluster/coredns.py
 	@$(PY) -m vmrole_operator.crd --check

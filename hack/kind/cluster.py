@@ -46,6 +46,32 @@ def local_cluster_processes() -> list[str]:
     return found
 
 
+# Every node's kubelet as the local cluster's: emptyDir usage measured every 10 s (default 1 min), so
+# an instance past its disk's size limit is evicted within seconds, as the tests expect.
+KUBELET_PATCH = {
+    "apiVersion": "kubelet.config.k8s.io/v1beta1",
+    "kind": "KubeletConfiguration",
+    "volumeStatsAggPeriod": "10s",
+}
+
+
+def host_address_on_kind_network(network: str = "kind") -> str:
+    """The host's address on the docker network the nodes share (its gateway)."""
+    out = subprocess.run(
+        ["docker", "network", "inspect", network, "--format", "{{range .IPAM.Config}}{{.Gateway}} {{end}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    for address in out.stdout.split():
+        if "." in address:  # the IPv4 one
+            return address
+    raise ClusterError(
+        f"docker network {network} has no IPv4 gateway: {out.stderr.strip() or out.stdout.strip()}"
+    )
+
+
 class KindCluster:
     def __init__(self, cluster_dir: Path, name: str, bin_dir: Path, kind: str, coredns: Path | None) -> None:
         self.cluster_dir = cluster_dir
@@ -157,7 +183,7 @@ class KindCluster:
                 "podSubnet": network.POD_SUBNET,
                 "serviceSubnet": network.SERVICE_SUBNET,
             },
-            "kubeadmConfigPatches": [yaml.safe_dump(cluster_patch)],
+            "kubeadmConfigPatches": [yaml.safe_dump(cluster_patch), yaml.safe_dump(KUBELET_PATCH)],
             "nodes": [
                 {
                     "role": "control-plane",
@@ -185,6 +211,9 @@ class KindCluster:
             f"export PATH={self.bin_dir}:{Path(self.kind).parent}:$PATH\n"
             "export VMROLE_CLUSTER=kind\n"
             f"export KIND_CLUSTER_NAME={self.name}\n"
+            # The tests' operators run on the host; the API server, in a node, calls their admission
+            # webhooks at the host's address on the nodes' network.
+            f"export VMROLE_E2E_WEBHOOK_HOST={host_address_on_kind_network()}\n"
         )
 
     # ---- verbs -------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ SERVICE_API_IP = "10.96.0.1"
 # Not 10.88.0.0/16: that is podman's and buildah's default bridge (cni-podman0), and the operator
 # image is built with buildah on this same host; two routes for one range broke pod traffic.
 POD_CIDR = "10.244.0.0/16"
-SANDBOX_IMAGE = "registry.k8s.io/pause:3.10"
+SANDBOX_IMAGE = "registry.k8s.io/pause:3.10.1"
 # The controllers' and scheduler's client rate (default 20 QPS, burst 30) is what bounds a burst of
 # 1,000 Deployments here, not CPU; scalability tests raise it the same way (bench/ scale floor).
 CONTROL_PLANE_CLIENT_RATE = ("--kube-api-qps=100", "--kube-api-burst=200")

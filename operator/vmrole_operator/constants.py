@@ -54,7 +54,7 @@ OUT_FOR_REBOOT: Final = "reboot"
 # named CHECK_CONTAINER_PREFIX + check name, running an image every node already has.
 CHECK_CONTAINER_PREFIX: Final = "check-"
 MAX_CHECK_NAME_LENGTH: Final = 63 - len(CHECK_CONTAINER_PREFIX)
-DEFAULT_CHECK_IMAGE: Final = "registry.k8s.io/pause:3.10"  # the sandbox image: on every node
+DEFAULT_CHECK_IMAGE: Final = "registry.k8s.io/pause:3.10.1"  # the sandbox image: on every node
 CHECK_IMAGE_ENV: Final = "VMROLE_CHECK_IMAGE"
 
 # Names inside the pod.

@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kind import network, node_image
+import pytest
+import yaml
+
+from kind import cluster, network, node_image
 from kind.network import Node
 
 WRAPPER = Path(__file__).resolve().parents[2] / "hack" / "kind" / "runc_wrapper.py"
@@ -77,3 +80,17 @@ def test_node_image_config_boots_systemd_through_the_entrypoint() -> None:
     assert config["config"]["Entrypoint"] == ["/usr/local/bin/entrypoint", "/sbin/init"]
     assert config["config"]["StopSignal"] == "SIGRTMIN+3"
     assert config["rootfs"]["diff_ids"] == [layer.diff_id, layer.diff_id]
+
+
+def test_the_kind_config_carries_the_kubelet_patch_and_the_env_names_the_webhook_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    kind = cluster.KindCluster(tmp_path, "vmrole", tmp_path / "bin", "kind", None)
+    monkeypatch.setattr(cluster, "host_address_on_kind_network", lambda network="kind": "172.18.0.1")
+    kind.write_env()
+    assert "export VMROLE_E2E_WEBHOOK_HOST=172.18.0.1\n" in (tmp_path / "env").read_text()
+    config = yaml.safe_load(kind.write_config("localhost/vmrole-kind-node:test").read_text())
+    patches = [yaml.safe_load(p) for p in config["kubeadmConfigPatches"]]
+    [kubelet] = [p for p in patches if p["kind"] == "KubeletConfiguration"]
+    assert kubelet["volumeStatsAggPeriod"] == "10s"

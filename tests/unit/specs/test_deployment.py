@@ -143,7 +143,7 @@ def test_each_further_check_is_a_container_with_its_own_probe() -> None:
 def test_the_default_check_image_is_the_sandbox_image() -> None:
     role = _with_checks({"name": "a", "tcpSocket": {"port": 8080}}, {"name": "b", "tcpSocket": {"port": 2}})
     containers = pod_spec(build_deployment(role, PINNED, 1))["containers"]
-    assert containers[1]["image"] == "registry.k8s.io/pause:3.10"
+    assert containers[1]["image"] == "registry.k8s.io/pause:3.10.1"
 
 
 def test_one_check_needs_no_delay() -> None:
