@@ -137,3 +137,22 @@ def _incluster_operator(kube: Kube) -> Iterator[InClusterOperator]:
     # Every request the operator made during the session was allowed by manifests/rbac.yaml.
     refused = deployed.refused_requests()
     assert not refused, "the operator was refused API requests:\n" + "\n".join(refused[:20])
+
+
+def schedulable_nodes(kube: Kube) -> list[str]:
+    """Ready nodes that take ordinary pods (no NoSchedule or NoExecute taint, not cordoned)."""
+    names = []
+    for node in kube.core.list_node().items:
+        tainted = any(t.effect in ("NoSchedule", "NoExecute") for t in node.spec.taints or [])
+        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+        if ready and not tainted and not node.spec.unschedulable:
+            names.append(node.metadata.name)
+    return sorted(names)
+
+
+@pytest.fixture
+def workers(kube: Kube) -> list[str]:
+    names = schedulable_nodes(kube)
+    if len(names) < 2:
+        pytest.skip(f"needs two schedulable nodes and the cluster has {len(names)}: `CLUSTER=kind make test`")
+    return names

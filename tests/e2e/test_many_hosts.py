@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from .conftest import kubectl
+from .conftest import kubectl, schedulable_nodes
 from .kube import Kube
 from .roles import condition, create_role, get_role, instances, role_manifest, wait_available
 from .traffic import EndpointSampler, HttpLoad
@@ -29,25 +29,6 @@ from .traffic import EndpointSampler, HttpLoad
 pytestmark = pytest.mark.usefixtures("operator")
 HOSTNAME = "kubernetes.io/hostname"
 DRAIN_TOKEN = "node-drain."
-
-
-def schedulable_nodes(kube: Kube) -> list[str]:
-    """Ready nodes that take ordinary pods (no NoSchedule or NoExecute taint, not cordoned)."""
-    names = []
-    for node in kube.core.list_node().items:
-        tainted = any(t.effect in ("NoSchedule", "NoExecute") for t in node.spec.taints or [])
-        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
-        if ready and not tainted and not node.spec.unschedulable:
-            names.append(node.metadata.name)
-    return sorted(names)
-
-
-@pytest.fixture
-def workers(kube: Kube) -> list[str]:
-    names = schedulable_nodes(kube)
-    if len(names) < 2:
-        pytest.skip(f"needs two schedulable nodes and the cluster has {len(names)}: `CLUSTER=kind make test`")
-    return names
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""What only several nodes can show: instances spread over workers, pod and Service traffic between
+"""What only several nodes can show: pod and Service traffic between
 nodes, and a reimage that drops no request sent from another node.
 
 They run on the kind cluster (one control plane, two workers: `CLUSTER=kind make test`) and skip on
@@ -25,22 +25,6 @@ HOSTNAME = "kubernetes.io/hostname"
 RESULTS = REPO / ".cluster" / "logs" / "reimage-across-nodes.json"
 
 
-@pytest.fixture(scope="module")
-def workers(kube: Kube) -> list[str]:
-    """Nodes that take ordinary pods (no NoSchedule taint, Ready), by name."""
-    names = []
-    for node in kube.core.list_node().items:
-        tainted = any(t.effect in ("NoSchedule", "NoExecute") for t in node.spec.taints or [])
-        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
-        if ready and not tainted and not node.spec.unschedulable:
-            names.append(node.metadata.name)
-    if len(names) < 2:
-        pytest.skip(
-            f"needs two schedulable nodes and the cluster has {len(names)}: `CLUSTER=kind make test` runs it"
-        )
-    return sorted(names)
-
-
 def _client_pod(kube: Kube, namespace: str, node: str, command: list[str] | None = None) -> str:
     """A pod of the test image on `node`, with a writable /tmp, that stays up until deleted."""
     name = f"client-{uuid.uuid4().hex[:5]}"
@@ -65,14 +49,6 @@ def _client_pod(kube: Kube, namespace: str, node: str, command: list[str] | None
 
 def _wget(namespace: str, pod: str, url: str) -> str:
     return kubectl("exec", "-n", namespace, pod, "--", "wget", "-qO-", url)
-
-
-def test_instances_spread_over_the_workers(kube: Kube, namespace: str, workers: list[str]) -> None:
-    create_role(kube, namespace, role_manifest(instances=4))
-    wait_available(kube, namespace, "web", ready=4)
-    placed = [p["spec"]["nodeName"] for p in instances(kube, namespace, "web")]
-    assert set(placed) <= set(workers), placed
-    assert len(set(placed)) >= 2, f"every instance on one node: {placed}"
 
 
 def test_pod_service_and_dns_traffic_between_nodes(kube: Kube, namespace: str, workers: list[str]) -> None:
