@@ -33,3 +33,6 @@ def test_internal_name_resolves_to_the_instances_ips(kube: Kube, namespace: str)
     # The short name, through the pod's search path, as a peer would ask for it.
     out = kube.wait_for(answer, 30, f"web-internal resolving to {sorted(ips)}", interval=1)
     assert f"web-internal.{namespace}.svc.cluster.local" in out
+    # The kubelet has a cluster DNS to give pods (it warns MissingClusterDNS on every pod without one).
+    reasons = {e.reason for e in kube.core.list_namespaced_event(namespace).items}
+    assert "MissingClusterDNS" not in reasons
