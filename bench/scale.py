@@ -245,8 +245,8 @@ def _wait_count(watcher: AvailabilityWatch, n: int, timeout: float, what: str) -
 
 
 def _resumed(operator: OperatorProcess, offset: int) -> int:
-    """Roles whose resume handling the operator has logged as processed since `offset`."""
-    return operator.log_since(offset).count("Resuming is processed")
+    """Roles the operator has reconciled since `offset` (each once at a start)."""
+    return len(set(operator.reconciled(offset)))
 
 
 def _wait_quiet(pid: int, quiet_s: float, timeout: float, threshold_cpu_s: float = 0.03) -> float:

@@ -36,9 +36,9 @@ from .kube.api import PODS, KubeApi
 from .kube.events import post_event
 from .models import VMRole, parse_role
 from .state.requests import request_problems
+from .state.role_changes import RoleChanges
 
 ROLE = (c.GROUP, c.VERSION, c.PLURAL)
-RETRY_BACKOFF_S = 2.0
 WORKER_THREADS = 8  # blocking API calls in flight at once (kopf's sync handlers and role work)
 
 
@@ -55,7 +55,8 @@ def _kube_api() -> KubeApi:
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    # kopf's bookkeeping goes to annotations under our domain, never into the VMRole status schema.
+    # Only event handlers: kopf stores nothing on the objects (no progress, no last-handled
+    # configuration). Should a handler ever need it, it goes to annotations under our domain.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.KOPF_ANNOTATION_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=c.KOPF_ANNOTATION_PREFIX, key="last-handled-configuration"
@@ -77,6 +78,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.operations = InstanceOperations(kube, roles, post_event)
     memo.nodes = NodeMaintenance(InstanceApi(kube, roles), post_event, memo.indexed.pods_on_node)
     memo.reservations = Reservations()
+    memo.role_changes = RoleChanges()
     memo.kube = kube
     if WEBHOOK.enabled:
         settings.admission.server = RegisteringWebhookServer(WEBHOOK, kube)
@@ -107,23 +109,24 @@ def _role_or_report(body: Mapping[str, Any]) -> VMRole | None:
         return None
 
 
-@kopf.on.resume(*ROLE, backoff=RETRY_BACKOFF_S)
-@kopf.on.create(*ROLE, backoff=RETRY_BACKOFF_S)
-@kopf.on.update(*ROLE, backoff=RETRY_BACKOFF_S)
-async def reconcile_role(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+@kopf.on.event(*ROLE)
+async def role_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
+    """Every event of a role, the listing at start included; the reconcile is level-based, so it
+    needs no diff and no record of what was last handled on the object (docs/design.md)."""
+    key = (str(body.metadata.namespace), str(body.metadata.name))
+    workers = _workers(memo, kwargs)
+    changes: RoleChanges = memo.role_changes
+    if type == "DELETED":
+        metrics.forget_role(*key)
+        workers.forget(*key)
+        changes.forget(key)
+        return
+    if not changes.changed(key, body):
+        return  # our own status write coming back
     for problem in request_problems(body, pod=False):
         post_event(body, "Warning", "InvalidRequest", f"{problem}; nothing done")
     if _role_or_report(body) is not None:
-        namespace, name = str(body.metadata.namespace), str(body.metadata.name)
-        await _workers(memo, kwargs).run_now(namespace, name, Work.RECONCILE)
-
-
-@kopf.on.event(*ROLE)
-async def role_deleted(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
-    if type == "DELETED":
-        namespace, name = str(body.metadata.namespace), str(body.metadata.name)
-        metrics.forget_role(namespace, name)
-        _workers(memo, kwargs).forget(namespace, name)
+        workers.request(*key, Work.RECONCILE)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={c.ROLE_LABEL: kopf.PRESENT})

@@ -34,22 +34,22 @@ class OperatorLog:
             f.seek(offset)
             return f.read().decode(errors="replace")
 
-    def handled(self, offset: int, namespace: str, name: str, handler: str = "reconcile_role") -> bool:
-        """The operator logged, after `offset`, that `handler` succeeded for the object: proof that it
-        has seen the object as it was then, when nothing else it does is visible (kopf's JSON log)."""
+    def handled(self, offset: int, namespace: str, name: str) -> bool:
+        """The operator logged, after `offset`, that it reconciled the role: proof that it has seen
+        the role as it was then, when nothing else it does is visible (its JSON log)."""
+        return f"{namespace}/{name}" in self.reconciled(offset)
+
+    def reconciled(self, offset: int) -> list[str]:
+        """`namespace/name` of every role reconciled after `offset`, in order."""
+        found = []
         for line in self.log_since(offset).splitlines():
             try:
-                entry = json.loads(line)
-            except ValueError:
+                message = str(json.loads(line).get("message", ""))
+            except (ValueError, AttributeError):
                 continue
-            ref = entry.get("object") or {}
-            message = str(entry.get("message", ""))
-            if (ref.get("namespace"), ref.get("name")) == (
-                namespace,
-                name,
-            ) and f"'{handler}' succeeded" in message:
-                return True
-        return False
+            if message.startswith("reconciled "):
+                found.append(message.removeprefix("reconciled "))
+        return found
 
 
 class OperatorProcess(OperatorLog):

@@ -71,31 +71,6 @@ def test_roles_do_not_wait_for_each_other() -> None:
     assert asyncio.run(scenario()) == ["a", "b", "c"]
 
 
-def test_run_now_takes_over_pending_work_and_raises_for_kopf_to_retry() -> None:
-    async def scenario() -> tuple[list[tuple[str, str, Work, int]], bool]:
-        rec = Recorder()
-        workers = RoleWorkers(rec.run, rec.snapshot, concurrency=2)
-        rec.release.clear()
-        workers.request("ns", "a", Work.STATUS)
-        await asyncio.sleep(0.05)
-        workers.request("ns", "a", Work.STATUS)  # pending behind the held run
-        now = asyncio.create_task(workers.run_now("ns", "a", Work.RECONCILE))
-        rec.release.set()
-        await now
-        await settle(workers)
-        rec.fail_next = 1
-        raised = False
-        try:
-            await workers.run_now("ns", "a", Work.RECONCILE)
-        except RuntimeError:
-            raised = True
-        return rec.runs, raised
-
-    runs, raised = asyncio.run(scenario())
-    assert [work for _, _, work, _ in runs] == [Work.STATUS, Work.RECONCILE]
-    assert raised
-
-
 def test_failed_event_work_is_retried_after_a_delay() -> None:
     async def scenario() -> list[tuple[str, str, Work, int]]:
         rec = Recorder()
