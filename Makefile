@@ -43,6 +43,12 @@ cluster-down: setup ## Stop the test cluster and remove everything it left on th
 cluster-status: setup ## Show the test cluster's components and node
 	@$(PY) hack/cluster.py status --cluster $(CLUSTER)
 
+# The components: kube-apiserver etcd kubelet kube-controller-manager kube-scheduler kube-proxy containerd.
+.PHONY: cluster-restart
+cluster-restart: setup ## Restart one component with its flags and data, back when it serves (COMPONENT=kube-apiserver, etcd, kubelet, ...)
+	@if [ "$(CLUSTER)" = external ]; then echo "CLUSTER=external: make does not manage that cluster's components" >&2; exit 1; fi
+	@$(PY) hack/cluster.py restart --cluster $(CLUSTER) --component "$(COMPONENT)"
+
 .PHONY: images
 images: setup ## Build the test golden images and load them into the cluster
 	@$(PY) hack/images.py build
