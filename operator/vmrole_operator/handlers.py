@@ -31,6 +31,7 @@ from .control.role_reconciler import RoleReconciler
 from .control.role_workers import RoleWorkers, Work
 from .indexes import IndexedObjects, owning_role
 from .kube.api import PODS, KubeApi
+from .kube.errors import describe, transient
 from .kube.events import post_event
 from .models import VMRole, parse_role
 from .state.requests import request_problems
@@ -111,7 +112,13 @@ async def reconcile_role(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> Non
         post_event(body, "Warning", "InvalidRequest", f"{problem}; nothing done")
     if _role_or_report(body) is not None:
         namespace, name = str(body.metadata.namespace), str(body.metadata.name)
-        await _workers(memo, kwargs).run_now(namespace, name, Work.RECONCILE)
+        try:
+            await _workers(memo, kwargs).run_now(namespace, name, Work.RECONCILE)
+        except Exception as e:
+            if transient(e):
+                # kopf retries either way; this way its log says why in one line, not a traceback.
+                raise kopf.TemporaryError(describe(e), delay=RETRY_BACKOFF_S) from e
+            raise
 
 
 @kopf.on.event(*ROLE)

@@ -55,13 +55,19 @@ def pending_reimage(pod: Mapping[str, Any]) -> str | None:
     return token if valid_token(token) and not is_terminating(pod) else None
 
 
-def pending_reboot(pod: Mapping[str, Any]) -> str | None:
-    """A reboot token not yet acted on."""
+def requested_reboot(pod: Mapping[str, Any]) -> str | None:
+    """A reboot token not yet acted on, whatever else the pod asks for."""
     annotations = _annotations(pod)
     token = annotations.get(c.REBOOT_ANNOTATION)
     if not valid_token(token) or annotations.get(c.REBOOT_DONE_ANNOTATION) == token or is_terminating(pod):
         return None
     return token
+
+
+def pending_reboot(pod: Mapping[str, Any]) -> str | None:
+    """A reboot token to act on: a reimage asked for before the restart was done supersedes it
+    (the instance is replaced, so restarting it first would only delay that)."""
+    return None if pending_reimage(pod) else requested_reboot(pod)
 
 
 def main_restart_count(pod: Mapping[str, Any]) -> int:
