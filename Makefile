@@ -130,6 +130,10 @@ run: cluster-up ## Start the cluster, install the CRD, run the operator in the f
 bench: cluster-up ## Benchmarks on the cluster: markdown table, bench/results/<date>.json + latest.json, plots (BENCH_ARGS=--help)
 	@$(WITH_CLUSTER_ENV) $(PY) -m bench.run $(BENCH_ARGS)
 
+.PHONY: soak
+soak: cluster-up ## Kill the operator (SIGKILL) in each of 50 operations (SOAK_TRIALS=50): every instance handled exactly once; not in `make test`
+	@$(WITH_CLUSTER_ENV) VMROLE_SOAK_TRIALS=$${SOAK_TRIALS:-50} $(PY) -m pytest tests/e2e/test_soak.py -v -s -rfEs
+
 .PHONY: bench-smoke
 bench-smoke: cluster-up ## The tiny-parameter benchmarks `make test` runs (tests/e2e/test_bench_smoke.py)
 	@$(WITH_CLUSTER_ENV) $(PY) -m pytest tests/e2e/test_bench_smoke.py -v -rfEs

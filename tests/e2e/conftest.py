@@ -33,7 +33,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
-            item.add_marker(pytest.mark.timeout(420))
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(420))
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +50,14 @@ def kube() -> Kube:
 @pytest.fixture
 def namespace(kube: Kube) -> Iterator[str]:
     """A fresh namespace that enforces the `restricted` Pod Security Standard, like production ones."""
-    name = f"{SESSION_PREFIX}{uuid.uuid4().hex[:6]}"
+    name = create_namespace(kube, SESSION_PREFIX, E2E_OPERATOR)
+    yield name
+    kube.core.delete_namespace(name, propagation_policy="Background")
+
+
+def create_namespace(kube: Kube, prefix: str, operator: str) -> str:
+    """A namespace named `prefix` plus a random suffix, whose pods `operator`'s webhook names."""
+    name = f"{prefix}{uuid.uuid4().hex[:6]}"
     kube.core.create_namespace(
         client.V1Namespace(
             metadata=client.V1ObjectMeta(
@@ -58,14 +66,13 @@ def namespace(kube: Kube) -> Iterator[str]:
                     "pod-security.kubernetes.io/enforce": "restricted",
                     "pod-security.kubernetes.io/enforce-version": "latest",
                     "vmrole.dev/e2e": "true",
-                    E2E_OPERATOR_LABEL: E2E_OPERATOR,
+                    E2E_OPERATOR_LABEL: operator,
                 },
             )
         )
     )
     kube.wait_for(lambda: kube.service_account_exists(name, "default"), 60, "default ServiceAccount")
-    yield name
-    kube.core.delete_namespace(name, propagation_policy="Background")
+    return name
 
 
 def kubectl(*args: str, check: bool = True, timeout: float = 60, stdin: str | None = None) -> str:
