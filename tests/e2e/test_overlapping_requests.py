@@ -213,7 +213,9 @@ def test_busy_on_off_on_while_the_checks_flap(kube: Kube, namespace: str, operat
     state = next(i for i in get_role(kube, namespace, "web")["status"]["instances"] if i["pod"] == name)
     assert state["state"] == "BusyRole", state
     reasons = _reasons(kube, namespace, name)
-    assert reasons[-1] == "InstanceBusy", reasons  # the rotation follows the latest request
+    # Each flip of the label is one Event (back to back, some flips may fold into one): ending busy
+    # means one more "busy" than "not busy".
+    assert reasons.count("InstanceBusy") == reasons.count("InstanceNotBusy") + 1, reasons
 
     # And off again: back in the Service, where the kubelet's checks decide ready or not.
     kubectl("annotate", "pod", "-n", namespace, name, "vmrole.dev/busy=false", "--overwrite")
