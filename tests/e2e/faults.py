@@ -20,6 +20,13 @@ TIMINGS = REPO / ".cluster" / "logs" / "fault-timings.jsonl"
 BACK_WITHIN_S = 60.0
 
 
+# Before any work: a test that restarts a component has nothing to show on another cluster.
+LOCAL_ONLY = pytest.mark.skipif(
+    os.environ.get("VMROLE_CLUSTER") != "local",
+    reason="restarting one component is done on the local cluster only (make cluster-restart)",
+)
+
+
 def restart_component(component: str) -> float:
     """Restarts one component of the local cluster through the public target; returns the
     monotonic time at which it served again (the target returns only then)."""

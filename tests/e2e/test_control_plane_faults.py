@@ -20,7 +20,7 @@ import yaml
 from tests.support.tcp_proxy import CuttableProxy
 
 from .conftest import E2E_OPERATOR_LABEL, REPO, create_namespace, kubectl
-from .faults import done_in_time, no_tracebacks, record, restart_component
+from .faults import LOCAL_ONLY, done_in_time, no_tracebacks, record, restart_component
 from .kube import Kube
 from .operator_process import OperatorProcess
 from .roles import get_role, instances, observed_after, patch_role, ready_role, settled
@@ -55,6 +55,7 @@ def _left_pool(kube: Kube, namespace: str, name: str) -> bool:
     return "vmrole.dev/in-pool" not in (kube.pod(namespace, name)["metadata"].get("labels") or {})
 
 
+@LOCAL_ONLY
 def test_api_server_restarted_during_a_reimage_all(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:
@@ -83,6 +84,7 @@ def test_api_server_restarted_during_a_reimage_all(
     no_tracebacks(operator, offset)
 
 
+@LOCAL_ONLY
 def test_etcd_restarted_during_a_single_reimage(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:
@@ -101,6 +103,7 @@ def test_etcd_restarted_during_a_single_reimage(
     no_tracebacks(operator, offset)
 
 
+@LOCAL_ONLY
 def test_kubelet_restarted_with_a_role_at_rest(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
     ready_role(kube, namespace, 2)
     before = {p["metadata"]["uid"]: _main(p)["containerID"] for p in instances(kube, namespace, "web")}
@@ -127,6 +130,7 @@ def test_kubelet_restarted_with_a_role_at_rest(kube: Kube, namespace: str, opera
     no_tracebacks(operator, offset)
 
 
+@LOCAL_ONLY
 def test_kubelet_restarted_during_a_reboot(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
     ready_role(kube, namespace, 1)
     pod = instances(kube, namespace, "web")[0]
@@ -159,6 +163,7 @@ def test_kubelet_restarted_during_a_reboot(kube: Kube, namespace: str, operator:
     no_tracebacks(operator, offset)
 
 
+@LOCAL_ONLY
 def test_controller_manager_restarted_during_an_image_upgrade(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:
