@@ -24,7 +24,7 @@ from .faults import LOCAL_ONLY, done_in_time, no_tracebacks, record, restart_com
 from .kube import Kube
 from .operator_process import OperatorProcess
 from .roles import get_role, instances, observed_after, patch_role, ready_role, settled
-from .traffic import EndpointSampler, audited_pod_deletes
+from .traffic import EndpointSampler, audited_pod_deletes, instance_deletes
 
 pytestmark = [pytest.mark.serial, pytest.mark.usefixtures("operator")]
 
@@ -39,6 +39,11 @@ def _names(kube: Kube, namespace: str) -> list[str]:
     return sorted(
         i["name"] for i in (get_role(kube, namespace, "web").get("status") or {}).get("instances", [])
     )
+
+
+def _names_kept(kube: Kube, namespace: str) -> None:
+    """Both names still held (the status may list the victim a moment longer: waited for)."""
+    kube.wait_for(lambda: _names(kube, namespace) == ["web_IN_0", "web_IN_1"], 30, "web_IN_0 and web_IN_1")
 
 
 def _main(pod: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +85,7 @@ def test_api_server_restarted_during_a_reimage_all(
     kube.wait_for(done, 120, "round-1 completed, every instance replaced")
     done_in_time("kube-apiserver restarted during reimage-all", back, time.monotonic())
     _replaced_once(namespace, originals)
-    assert _names(kube, namespace) == ["web_IN_0", "web_IN_1"]
+    _names_kept(kube, namespace)
     no_tracebacks(operator, offset)
 
 
@@ -99,7 +104,7 @@ def test_etcd_restarted_during_a_single_reimage(
     done_in_time("etcd restarted during a single reimage", back, time.monotonic())
     _replaced_once(namespace, {victim_uid: victim})
     assert set(originals) - {victim_uid} <= set(_uids(kube, namespace))
-    assert _names(kube, namespace) == ["web_IN_0", "web_IN_1"]
+    _names_kept(kube, namespace)
     no_tracebacks(operator, offset)
 
 
@@ -120,7 +125,7 @@ def test_kubelet_restarted_with_a_role_at_rest(kube: Kube, namespace: str, opera
     observed_after(kube, namespace, "web")
     after = {p["metadata"]["uid"]: _main(p)["containerID"] for p in instances(kube, namespace, "web")}
     assert after == before  # the same pods, and in them the same containers: nothing restarted
-    assert not audited_pod_deletes(namespace)
+    assert not instance_deletes(namespace)
     assert (get_role(kube, namespace, "web").get("status") or {}).get("readyReplicas") == 2
     record(
         "kubelet restarted at rest",
@@ -159,7 +164,7 @@ def test_kubelet_restarted_during_a_reboot(kube: Kube, namespace: str, operator:
     after = kube.pod(namespace, name)
     assert after["metadata"]["uid"] == uid
     assert _main(after)["restartCount"] == restarts + 1  # restarted exactly once
-    assert not audited_pod_deletes(namespace)
+    assert not instance_deletes(namespace)
     no_tracebacks(operator, offset)
 
 
@@ -189,7 +194,7 @@ def test_controller_manager_restarted_during_an_image_upgrade(
     kube.wait_for(upgraded, 120, "every instance on :2")
     done_in_time("kube-controller-manager restarted during an image upgrade", back, time.monotonic())
     _replaced_once(namespace, originals)
-    assert _names(kube, namespace) == ["web_IN_0", "web_IN_1"]
+    _names_kept(kube, namespace)
     no_tracebacks(operator, offset)
 
 
@@ -252,5 +257,5 @@ def test_operator_cut_off_from_the_api_server_for_20s_mid_reimage(
     kube.wait_for(lambda: settled(kube, namespace, 2, {victim_uid}), 120, "the reimage done")
     done_in_time("operator cut off for 20 s during a single reimage", back, time.monotonic())
     _replaced_once(namespace, {victim_uid: victim})
-    assert _names(kube, namespace) == ["web_IN_0", "web_IN_1"]
+    _names_kept(kube, namespace)
     no_tracebacks(operator, offset)

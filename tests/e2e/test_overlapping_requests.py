@@ -25,7 +25,7 @@ from .roles import (
     role_manifest,
     settled,
 )
-from .traffic import audited_pod_deleters, audited_pod_deletes
+from .traffic import audited_pod_deleters, audited_pod_deletes, instance_deletes
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -109,10 +109,14 @@ def test_a_reimage_during_an_image_upgrade(kube: Kube, namespace: str, operator:
     # The victim went once, by the reimage or by the rollout, whichever came first; every other
     # original went once, by the rollout.
     _replaced_once(namespace, originals)
-    assert sorted(i["name"] for i in get_role(kube, namespace, "web")["status"]["instances"]) == [
-        "web_IN_0",
-        "web_IN_1",
-    ]
+    kube.wait_for(
+        lambda: (
+            sorted(i["name"] for i in get_role(kube, namespace, "web")["status"]["instances"])
+            == ["web_IN_0", "web_IN_1"]
+        ),
+        30,
+        "web_IN_0 and web_IN_1",
+    )
     _nothing_stuck(kube, namespace, 2)
     no_tracebacks(operator, offset)
 
@@ -224,5 +228,5 @@ def test_busy_on_off_on_while_the_checks_flap(kube: Kube, namespace: str, operat
     after = kube.pod(namespace, name)
     assert after["metadata"]["uid"] == uid
     assert after["status"]["containerStatuses"][0]["restartCount"] == 0  # flapping never restarts it
-    assert not audited_pod_deletes(namespace)
+    assert not instance_deletes(namespace)
     no_tracebacks(operator, offset)

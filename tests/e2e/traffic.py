@@ -137,6 +137,11 @@ def successful_pod_deletes(namespace: str) -> Counter[str] | None:
     return None if deletes is None else Counter(name for name, _ in deletes)
 
 
+def instance_deletes(namespace: str) -> Counter[str]:
+    """`audited_pod_deletes` of instance pods: without the short-lived pods that resolve a tag."""
+    return Counter({n: k for n, k in audited_pod_deletes(namespace).items() if "-resolve-" not in n})
+
+
 def audited_pod_deleters(namespace: str) -> list[tuple[str, str]]:
     """`pod_deleters`, or a skip that says why it cannot be read here."""
     deletes = pod_deleters(namespace)
