@@ -246,8 +246,13 @@ def test_healing_reimages_a_crash_looping_instance_unless_switched_off(kube: Kub
         return int((get_role(kube, namespace, "healed").get("status") or {}).get("heals") or 0)
 
     kube.wait_for(lambda: heals() >= 1, 120, "an automatic reimage")
-    events = kube.core.list_namespaced_event(namespace, field_selector="involvedObject.name=healed").items
-    assert any(e.reason == "Healing" and "CrashLooping" in (e.message or "") for e in events)
+
+    def healing_event() -> bool:
+        events = kube.core.list_namespaced_event(namespace, field_selector="involvedObject.name=healed").items
+        return any(e.reason == "Healing" and "CrashLooping" in (e.message or "") for e in events)
+
+    # Events are posted in the background, after the status write that counts the heal.
+    kube.wait_for(healing_event, 30, "the Healing Event")
     record = get_role(kube, namespace, "healed")["status"]["recentHeals"][0]
     kube.wait_for(
         lambda: (
