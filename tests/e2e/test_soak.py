@@ -21,7 +21,7 @@ from .conftest import REPO, kubectl
 from .kube import Kube
 from .operator_process import OperatorProcess
 from .roles import get_role, instances, patch_role, ready_role, settled
-from .traffic import audited_pod_deletes
+from .traffic import instance_deletes
 
 TRIALS = int(os.environ.get("VMROLE_SOAK_TRIALS") or 0)
 KINDS = ("reimage-one", "reimage-all", "reboot", "upgrade")
@@ -117,7 +117,7 @@ def test_operator_killed_during_every_kind_of_operation(
         kube.wait_for(done, 180, f"trial {trial} ({kind}) completed")
         took = time.monotonic() - started
 
-        deletes = audited_pod_deletes(namespace)
+        deletes = instance_deletes(namespace)
         outcome: dict[str, Any] = {"trial": trial, "kind": kind, "killed_after_s": round(kill_after, 2)}
         outcome["took_s"] = round(took, 1)
         outcome["deleted"] = {n: deletes[n] for n in sorted(before.values())}
@@ -130,13 +130,13 @@ def test_operator_killed_during_every_kind_of_operation(
         trials.append(outcome)
         print(json.dumps(outcome), flush=True)
 
-    deletes = audited_pod_deletes(namespace)
+    deletes = instance_deletes(namespace)
     summary = {
         "date": time.strftime("%F", time.gmtime()),
         "trials": len(trials),
         "by_kind": {k: sum(1 for t in trials if t["kind"] == k) for k in KINDS},
         "handled_exactly_once": sum(1 for t in trials if t["ok"]),
-        "pods_deleted": sum(deletes.values()),
+        "instance_pods_deleted": sum(deletes.values()),
         "most_deletes_of_one_pod": max(deletes.values(), default=0),
         "median_trial_s": sorted(t["took_s"] for t in trials)[len(trials) // 2],
         "seed": SEED,
