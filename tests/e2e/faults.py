@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 
+from .kube import Kube
 from .operator_process import OperatorLog
+from .roles import instances
+from .traffic import audited_pod_deletes
 
 REPO = Path(__file__).resolve().parents[2]
 TIMINGS = REPO / ".cluster" / "logs" / "fault-timings.jsonl"
@@ -63,3 +66,20 @@ def done_in_time(what: str, back: float, done: float) -> None:
 def no_tracebacks(operator: OperatorLog, offset: int) -> None:
     found = operator.tracebacks_since(offset)
     assert not found, "the operator logged tracebacks:\n" + "\n".join(found[:5])
+
+
+def uids(kube: Kube, namespace: str) -> dict[str, str]:
+    """UID -> pod name of the role `web`'s live instances."""
+    return {p["metadata"]["uid"]: p["metadata"]["name"] for p in instances(kube, namespace, "web")}
+
+
+def left_pool(kube: Kube, namespace: str, name: str) -> bool:
+    """The pod's reimage has begun: it left the Deployment's pool (its replacement is starting)."""
+    return "vmrole.dev/in-pool" not in (kube.pod(namespace, name)["metadata"].get("labels") or {})
+
+
+def replaced_once(namespace: str, originals: dict[str, str]) -> None:
+    """Each of `originals` (UID -> name) deleted exactly once, and no pod twice (audit log)."""
+    deletes = audited_pod_deletes(namespace)
+    assert all(deletes[name] == 1 for name in originals.values()), deletes
+    assert max(deletes.values()) == 1, deletes

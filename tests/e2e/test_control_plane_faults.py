@@ -20,19 +20,24 @@ import yaml
 from tests.support.tcp_proxy import CuttableProxy
 
 from .conftest import E2E_OPERATOR_LABEL, REPO, create_namespace, kubectl
-from .faults import LOCAL_ONLY, done_in_time, no_tracebacks, record, restart_component
+from .faults import (
+    LOCAL_ONLY,
+    done_in_time,
+    left_pool,
+    no_tracebacks,
+    record,
+    replaced_once,
+    restart_component,
+    uids,
+)
 from .kube import Kube
 from .operator_process import OperatorProcess
 from .roles import get_role, instances, observed_after, patch_role, ready_role, settled
-from .traffic import EndpointSampler, audited_pod_deletes, instance_deletes
+from .traffic import EndpointSampler, instance_deletes
 
 pytestmark = [pytest.mark.serial, pytest.mark.usefixtures("operator")]
 
 CUT_S = 20.0
-
-
-def _uids(kube: Kube, namespace: str) -> dict[str, str]:
-    return {p["metadata"]["uid"]: p["metadata"]["name"] for p in instances(kube, namespace, "web")}
 
 
 def _names(kube: Kube, namespace: str) -> list[str]:
@@ -50,22 +55,12 @@ def _main(pod: dict[str, Any]) -> dict[str, Any]:
     return dict(next(s for s in pod["status"]["containerStatuses"] if s["name"] == "role"))
 
 
-def _replaced_once(namespace: str, originals: dict[str, str]) -> None:
-    deletes = audited_pod_deletes(namespace)
-    assert all(deletes[name] == 1 for name in originals.values()), deletes
-    assert max(deletes.values()) == 1, deletes
-
-
-def _left_pool(kube: Kube, namespace: str, name: str) -> bool:
-    return "vmrole.dev/in-pool" not in (kube.pod(namespace, name)["metadata"].get("labels") or {})
-
-
 @LOCAL_ONLY
 def test_api_server_restarted_during_a_reimage_all(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:
     ready_role(kube, namespace, 2, upgrade={"maxUnavailable": 1, "maxSurge": 1})
-    originals = _uids(kube, namespace)
+    originals = uids(kube, namespace)
     offset = operator.log_size()
     kubectl("annotate", "vmrole", "web", "-n", namespace, "vmrole.dev/reimage=round-1")
     kube.wait_for(
@@ -84,7 +79,7 @@ def test_api_server_restarted_during_a_reimage_all(
 
     kube.wait_for(done, 120, "round-1 completed, every instance replaced")
     done_in_time("kube-apiserver restarted during reimage-all", back, time.monotonic())
-    _replaced_once(namespace, originals)
+    replaced_once(namespace, originals)
     _names_kept(kube, namespace)
     no_tracebacks(operator, offset)
 
@@ -94,16 +89,16 @@ def test_etcd_restarted_during_a_single_reimage(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:
     ready_role(kube, namespace, 2, upgrade={"maxUnavailable": 1, "maxSurge": 1})
-    originals = _uids(kube, namespace)
+    originals = uids(kube, namespace)
     victim_uid, victim = next(iter(originals.items()))
     offset = operator.log_size()
     kubectl("annotate", "pod", "-n", namespace, victim, "vmrole.dev/reimage=e2e-etcd")
-    kube.wait_for(lambda: _left_pool(kube, namespace, victim), 30, "the reimage started")
+    kube.wait_for(lambda: left_pool(kube, namespace, victim), 30, "the reimage started")
     back = restart_component("etcd")
     kube.wait_for(lambda: settled(kube, namespace, 2, {victim_uid}), 120, "the reimage done")
     done_in_time("etcd restarted during a single reimage", back, time.monotonic())
-    _replaced_once(namespace, {victim_uid: victim})
-    assert set(originals) - {victim_uid} <= set(_uids(kube, namespace))
+    replaced_once(namespace, {victim_uid: victim})
+    assert set(originals) - {victim_uid} <= set(uids(kube, namespace))
     _names_kept(kube, namespace)
     no_tracebacks(operator, offset)
 
@@ -173,7 +168,7 @@ def test_controller_manager_restarted_during_an_image_upgrade(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:
     ready_role(kube, namespace, 2, upgrade={"maxUnavailable": 1, "maxSurge": 1})
-    originals = _uids(kube, namespace)
+    originals = uids(kube, namespace)
     offset = operator.log_size()
     patch_role(kube, namespace, "web", {"spec": {"image": "localhost/vmrole-test/web:2"}})
 
@@ -193,7 +188,7 @@ def test_controller_manager_restarted_during_an_image_upgrade(
 
     kube.wait_for(upgraded, 120, "every instance on :2")
     done_in_time("kube-controller-manager restarted during an image upgrade", back, time.monotonic())
-    _replaced_once(namespace, originals)
+    replaced_once(namespace, originals)
     _names_kept(kube, namespace)
     no_tracebacks(operator, offset)
 
@@ -243,11 +238,11 @@ def test_operator_cut_off_from_the_api_server_for_20s_mid_reimage(
     operator, namespace = proxied
     ready_role(kube, namespace, 2, upgrade={"maxUnavailable": 1, "maxSurge": 1})
     assert proxy.connections > 0  # the operator really goes through the proxy
-    originals = _uids(kube, namespace)
+    originals = uids(kube, namespace)
     victim_uid, victim = next(iter(originals.items()))
     offset = operator.log_size()
     kubectl("annotate", "pod", "-n", namespace, victim, "vmrole.dev/reimage=e2e-cut")
-    kube.wait_for(lambda: _left_pool(kube, namespace, victim), 30, "the reimage started")
+    kube.wait_for(lambda: left_pool(kube, namespace, victim), 30, "the reimage started")
     proxy.cut()
     time.sleep(CUT_S)
     # Cut off, the operator cannot have finished: the victim is still there.
@@ -256,6 +251,6 @@ def test_operator_cut_off_from_the_api_server_for_20s_mid_reimage(
     back = time.monotonic()
     kube.wait_for(lambda: settled(kube, namespace, 2, {victim_uid}), 120, "the reimage done")
     done_in_time("operator cut off for 20 s during a single reimage", back, time.monotonic())
-    _replaced_once(namespace, {victim_uid: victim})
+    replaced_once(namespace, {victim_uid: victim})
     _names_kept(kube, namespace)
     no_tracebacks(operator, offset)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from .conftest import kubectl
-from .faults import no_tracebacks
+from .faults import left_pool, no_tracebacks, replaced_once, uids
 from .kube import Kube
 from .operator_process import OperatorProcess
 from .roles import (
@@ -25,22 +25,14 @@ from .roles import (
     role_manifest,
     settled,
 )
-from .traffic import audited_pod_deleters, audited_pod_deletes, instance_deletes
+from .traffic import audited_pod_deleters, instance_deletes
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-
-def _uids(kube: Kube, namespace: str) -> dict[str, str]:
-    return {p["metadata"]["uid"]: p["metadata"]["name"] for p in instances(kube, namespace, "web")}
 
 
 def _reasons(kube: Kube, namespace: str, pod: str) -> list[str]:
     events = kube.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={pod}").items
     return [e.reason for e in sorted(events, key=lambda e: e.metadata.creation_timestamp)]
-
-
-def _left_pool(kube: Kube, namespace: str, name: str) -> bool:
-    return "vmrole.dev/in-pool" not in (kube.pod(namespace, name)["metadata"].get("labels") or {})
 
 
 def _nothing_stuck(kube: Kube, namespace: str, count: int) -> None:
@@ -51,12 +43,6 @@ def _nothing_stuck(kube: Kube, namespace: str, count: int) -> None:
         labels = pod["metadata"]["labels"]
         assert labels.get("vmrole.dev/in-pool") == "true", pod["metadata"]["name"]
         assert labels.get("vmrole.dev/in-rotation") == "true", pod["metadata"]["name"]
-
-
-def _replaced_once(namespace: str, originals: dict[str, str]) -> None:
-    deletes = audited_pod_deletes(namespace)
-    assert all(deletes[name] == 1 for name in originals.values()), deletes
-    assert max(deletes.values()) == 1, deletes
 
 
 def test_a_reboot_and_a_reimage_back_to_back(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
@@ -74,7 +60,7 @@ def test_a_reboot_and_a_reimage_back_to_back(kube: Kube, namespace: str, operato
     # The reboot is either superseded (the reimage came before its restart) or done first; never
     # both, never neither. Back to back, the reimage arrives during the reboot's drain.
     assert reasons.count("RebootSuperseded") + reasons.count("Rebooted") == 1, reasons
-    _replaced_once(namespace, {uid: name})
+    replaced_once(namespace, {uid: name})
     replacement = instances(kube, namespace, "web")[0]
     assert replacement["status"]["containerStatuses"][0]["restartCount"] == 0
     _nothing_stuck(kube, namespace, 1)
@@ -84,7 +70,7 @@ def test_a_reboot_and_a_reimage_back_to_back(kube: Kube, namespace: str, operato
 def test_a_reimage_during_an_image_upgrade(kube: Kube, namespace: str, operator: OperatorProcess) -> None:
     # One new pod at a time and none out before it is ready: old pods stay long enough to pick one.
     ready_role(kube, namespace, 2, upgrade={"maxUnavailable": 0, "maxSurge": 1})
-    originals = _uids(kube, namespace)
+    originals = uids(kube, namespace)
     old_image = instances(kube, namespace, "web")[0]["spec"]["containers"][0]["image"]
     offset = operator.log_size()
     patch_role(kube, namespace, "web", {"spec": {"image": "localhost/vmrole-test/web:2"}})
@@ -108,7 +94,7 @@ def test_a_reimage_during_an_image_upgrade(kube: Kube, namespace: str, operator:
     observed_after(kube, namespace, "web")
     # The victim went once, by the reimage or by the rollout, whichever came first; every other
     # original went once, by the rollout.
-    _replaced_once(namespace, originals)
+    replaced_once(namespace, originals)
 
     # Two names, one per pod; not always web_IN_0 and web_IN_1: a known gap (docs/design.md).
     def names_held() -> bool:
@@ -124,11 +110,11 @@ def test_a_reimage_all_while_a_single_reimage_is_in_flight(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:
     ready_role(kube, namespace, 2, upgrade={"maxUnavailable": 1, "maxSurge": 1})
-    originals = _uids(kube, namespace)
+    originals = uids(kube, namespace)
     victim = next(iter(originals.values()))
     offset = operator.log_size()
     kubectl("annotate", "pod", "-n", namespace, victim, "vmrole.dev/reimage=single")
-    kube.wait_for(lambda: _left_pool(kube, namespace, victim), 30, "the single reimage started")
+    kube.wait_for(lambda: left_pool(kube, namespace, victim), 30, "the single reimage started")
     kubectl("annotate", "vmrole", "web", "-n", namespace, "vmrole.dev/reimage=all-1")
 
     def done() -> bool:
@@ -146,7 +132,7 @@ def test_a_reimage_all_while_a_single_reimage_is_in_flight(
     kube.wait_for(done, 180, "the round completed and the single reimage done")
     # The single reimage's victim was deleted once, by that reimage: the round never counts a pod
     # that has left the pool.
-    _replaced_once(namespace, originals)
+    replaced_once(namespace, originals)
     assert "Reimaged" in _reasons(kube, namespace, victim)
     _nothing_stuck(kube, namespace, 2)
     no_tracebacks(operator, offset)
@@ -156,11 +142,11 @@ def test_a_raw_pod_delete_in_the_middle_of_a_reimage(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:
     ready_role(kube, namespace, 2, upgrade={"maxUnavailable": 1, "maxSurge": 1})
-    originals = _uids(kube, namespace)
+    originals = uids(kube, namespace)
     victim_uid, victim = next(iter(originals.items()))
     offset = operator.log_size()
     kubectl("annotate", "pod", "-n", namespace, victim, "vmrole.dev/reimage=raw-delete")
-    kube.wait_for(lambda: _left_pool(kube, namespace, victim), 30, "the reimage started")
+    kube.wait_for(lambda: left_pool(kube, namespace, victim), 30, "the reimage started")
     kubectl("delete", "pod", "-n", namespace, victim, "--wait=false")
     kube.wait_for(lambda: settled(kube, namespace, 2, {victim_uid}), 120, "the victim gone, 2 instances")
     observed_after(kube, namespace, "web")
