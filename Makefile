@@ -43,6 +43,12 @@ cluster-down: setup ## Stop the test cluster and remove everything it left on th
 cluster-status: setup ## Show the test cluster's components and node
 	@$(PY) hack/cluster.py status --cluster $(CLUSTER)
 
+# The components: kube-apiserver etcd kubelet kube-controller-manager kube-scheduler kube-proxy containerd.
+.PHONY: cluster-restart
+cluster-restart: setup ## Restart one component with its flags and data, back when it serves (COMPONENT=kube-apiserver, etcd, kubelet, ...)
+	@if [ "$(CLUSTER)" = external ]; then echo "CLUSTER=external: make does not manage that cluster's components" >&2; exit 1; fi
+	@$(PY) hack/cluster.py restart --cluster $(CLUSTER) --component "$(COMPONENT)"
+
 .PHONY: images
 images: setup ## Build the test golden images and load them into the cluster
 	@$(PY) hack/images.py build
@@ -130,6 +136,10 @@ run: cluster-up ## Start the cluster, install the CRD, run the operator in the f
 .PHONY: bench
 bench: cluster-up ## Benchmarks on the cluster: markdown table, bench/results/<date>.json + latest.json, plots (BENCH_ARGS=--help)
 	@$(WITH_CLUSTER_ENV) $(PY) -m bench.run $(BENCH_ARGS)
+
+.PHONY: soak
+soak: cluster-up ## Kill the operator (SIGKILL) in each of 50 operations (SOAK_TRIALS=50): every instance handled exactly once; not in `make test`
+	@$(WITH_CLUSTER_ENV) VMROLE_SOAK_TRIALS=$${SOAK_TRIALS:-50} $(PY) -m pytest tests/e2e/test_soak.py -v -s -rfEs
 
 .PHONY: bench-smoke
 bench-smoke: cluster-up ## The tiny-parameter benchmarks `make test` runs (tests/e2e/test_bench_smoke.py)

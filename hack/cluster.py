@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""The test cluster: `up`, `down` and `status` for the local cluster (host processes) or kind.
+"""The test cluster: `up`, `down` and `status` for the local cluster (host processes) or kind, and
+`restart` of one component of the local cluster.
 
   cluster.py up|down|status [--cluster local|kind]
+  cluster.py restart --component kube-apiserver|etcd|kubelet|... [--cluster local]
 
 Both write `.cluster/env`; sourcing it sets KUBECONFIG and puts a kubectl matching the server first
 on PATH. Errors are one line on stderr with exit status 1.
@@ -46,7 +48,7 @@ def load_test_images(containerd: str | None = None, kind: str | None = None) -> 
         print(f"loaded {WEB_REPOSITORY}:{version} ({pinned})")
 
 
-def local(verb: str) -> int:
+def local(verb: str, component: str = "") -> int:
     if os.uname().sysname != "Linux":
         raise ClusterError("the local cluster runs only on Linux; use CLUSTER=kind elsewhere")
     if os.geteuid() != 0:
@@ -71,6 +73,12 @@ def local(verb: str) -> int:
         cluster.down()
         return 0
     cluster.bin_dir = binaries()
+    if verb == "restart":
+        if not component:
+            raise ClusterError("restart needs a component: COMPONENT=<name> (make) or --component")
+        away = cluster.restart(component)
+        print(f"{component} restarted and serving again after {away:.1f}s")
+        return 0
     return 0 if cluster.status() else 1
 
 
@@ -92,11 +100,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("verb", choices=["up", "down", "status"])
+    parser.add_argument("verb", choices=["up", "down", "status", "restart"])
     parser.add_argument("--cluster", default=os.environ.get("CLUSTER", "local"), choices=["local", "kind"])
+    parser.add_argument("--component", default="", help="restart: the component to restart")
     args = parser.parse_args()
     try:
-        return local(args.verb) if args.cluster == "local" else kind(args.verb)
+        if args.verb == "restart" and args.cluster != "local":
+            raise ClusterError(
+                f"restart is not supported on CLUSTER={args.cluster} yet: only the local cluster "
+                "(its components are host processes) can restart one component"
+            )
+        return local(args.verb, args.component) if args.cluster == "local" else kind(args.verb)
     except ClusterError as e:
         print(f"cluster: error: {e}", file=sys.stderr)
         return 1

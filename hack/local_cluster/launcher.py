@@ -12,12 +12,21 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import yaml
 
 from . import cleanup, coredns
-from .host import CLUSTER_DIR_ENV, ClusterError, alive, default_route_ip, port_owner, write_sysctl
+from .host import (
+    CLUSTER_DIR_ENV,
+    ClusterError,
+    alive,
+    default_route_ip,
+    port_owner,
+    terminate,
+    write_sysctl,
+)
 from .pki import ClusterPKI, write_kubeconfig
 
 NODE_NAME = "vmrole-node"
@@ -194,6 +203,41 @@ class LocalCluster:
             print(self.kubectl("get", "nodes", "-o", "wide").stdout, end="")
         return ok and self.healthy()
 
+    def restart(self, component: str) -> float:
+        """Stops one component and starts it again with the very command line it was started with (so
+        its flags, data directory and certificates are the same), then waits until it serves again.
+        Returns the seconds it was away. Pods outlive a restart of the kubelet or containerd: the
+        container shims are processes of their own."""
+        if component not in COMPONENTS:
+            raise ClusterError(f"unknown component {component!r}; one of: {', '.join(COMPONENTS)}")
+        if not self.healthy():
+            raise ClusterError("the local cluster is not up and healthy; `make cluster-up` first")
+        argv = self.argv_of(component)
+        pid = self.pid_of(component)
+        t0 = time.monotonic()
+        if pid is not None:
+            terminate([pid], timeout=15)
+        # Taken before the start: the kubelet's first node status after it carries a newer heartbeat.
+        restarted_at = time.time()
+        self.launch(component, argv)
+        self.wait_for(f"{component} serving again", lambda: self.serving(component, restarted_at), 120)
+        return time.monotonic() - t0
+
+    def serving(self, component: str, since: float) -> bool:
+        """The component answers as it does when healthy: its health endpoint, and for the kubelet a
+        node status written after `since`."""
+        if component == "etcd":
+            return _http_ok("http://127.0.0.1:2379/health") and self.apiserver_ready()
+        if component == "kube-apiserver":
+            return self.apiserver_ready()
+        if component in ("kube-controller-manager", "kube-scheduler"):
+            return _http_ok(f"https://127.0.0.1:{PORTS[component]}/healthz", insecure=True)
+        if component == "containerd":
+            return self.ctr("version").returncode == 0
+        if component == "kube-proxy":
+            return _http_ok("http://127.0.0.1:10256/healthz")
+        return _http_ok("http://127.0.0.1:10248/healthz") and self.node_ready(heartbeat_after=since)
+
     def healthy(self) -> bool:
         if not all((p := self.pid_of(c)) and alive(p) for c in COMPONENTS):
             return False
@@ -228,6 +272,21 @@ class LocalCluster:
     def start(self, component: str, args: list[str]) -> None:
         binary = shutil.which(component) if component == "containerd" else str(self.bin_dir / component)
         assert binary
+        argv = [binary, *args]
+        # Kept so that `restart` runs the very same command line, whatever changed in the checkout.
+        (self.layout.pids / f"{component}.argv").write_text(json.dumps(argv))
+        self.launch(component, argv)
+
+    def argv_of(self, component: str) -> list[str]:
+        try:
+            argv = json.loads((self.layout.pids / f"{component}.argv").read_text())
+        except (OSError, ValueError) as e:
+            raise ClusterError(
+                f"{component}'s command line was not recorded ({e}); `make cluster-down cluster-up` once"
+            ) from e
+        return [str(a) for a in argv]
+
+    def launch(self, component: str, argv: list[str]) -> None:
         env = {
             **os.environ,
             CLUSTER_DIR_ENV: str(self.layout.root),
@@ -235,7 +294,7 @@ class LocalCluster:
         }
         log = open(self.layout.logs / f"{component}.log", "ab")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(
-            [binary, *args],
+            argv,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -288,11 +347,21 @@ class LocalCluster:
         except (urllib.error.URLError, OSError):
             return False
 
-    def node_ready(self) -> bool:
+    def node_ready(self, heartbeat_after: float | None = None) -> bool:
         out = self.kubectl(
-            "get", "node", NODE_NAME, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
+            "get", "node", NODE_NAME, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')]}"
         )
-        return out.stdout.strip() == "True"
+        try:
+            ready = json.loads(out.stdout)
+        except ValueError:
+            return False
+        if ready.get("status") != "True":
+            return False
+        if heartbeat_after is None:
+            return True
+        # Whole seconds: a heartbeat in the same second as the restart counts.
+        beat = datetime.fromisoformat(str(ready.get("lastHeartbeatTime", "")).replace("Z", "+00:00"))
+        return beat.timestamp() >= int(heartbeat_after)
 
     def default_service_account_exists(self) -> bool:
         return self.kubectl("get", "serviceaccount", "default", "-n", "default").returncode == 0
@@ -621,3 +690,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             f"export VMROLE_CLUSTER=local\n"
             f"export VMROLE_CONTAINERD_ADDRESS={self.layout.containerd_socket}\n"
         )
+
+
+def _http_ok(url: str, insecure: bool = False) -> bool:
+    """A 200 from a component's health endpoint; the controller-manager and scheduler serve theirs
+    with a self-signed certificate, and /healthz needs no client identity on any of them."""
+    context = ssl._create_unverified_context() if insecure else None
+    try:
+        with urllib.request.urlopen(url, context=context, timeout=2) as r:
+            return bool(r.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False

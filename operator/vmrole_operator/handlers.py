@@ -33,10 +33,13 @@ from .control.role_reconciler import RoleReconciler
 from .control.role_workers import RoleWorkers, Work
 from .indexes import IndexedObjects, owning_role
 from .kube.api import PODS, KubeApi
+from .kube.errors import describe, transient
 from .kube.events import post_event
 from .models import VMRole, parse_role
 from .state.requests import request_problems
 from .state.role_changes import RoleChanges
+
+logger = logging.getLogger(__name__)
 
 ROLE = (c.GROUP, c.VERSION, c.PLURAL)
 WORKER_THREADS = 8  # blocking API calls in flight at once (kopf's sync handlers and role work)
@@ -213,7 +216,14 @@ async def name_instance(
     # Read, not the index: the ReplicaSet creates this pod because it saw another finish or go, and
     # the API server has seen that already, while the operator's watch may not have yet.
     selector = f"{c.ROLE_LABEL}={role}"
-    pods = await asyncio.to_thread(memo.kube.list, PODS, namespace, selector)
+    try:
+        pods = await asyncio.to_thread(memo.kube.list, PODS, namespace, selector)
+    except Exception as e:
+        if not transient(e):
+            raise
+        # As with the webhook down (failurePolicy Ignore): the pod starts unnamed, named later.
+        logger.warning("naming a new pod of %s/%s deferred: %s", namespace, role, describe(e))
+        return
     reservations = Reservations() if dryrun else memo.reservations
     marks = name_new_pod(dict(body), namespace, pods, reservations, time.monotonic())
     patch.metadata.setdefault("labels", {}).update(marks["labels"])

@@ -23,7 +23,7 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_se
 
 from .state.instance_state import InstanceState
 
-Action = Literal["reimage", "reboot", "heal", "rotation"]
+Action = Literal["reimage", "reboot", "heal", "rotation", "withdrawn"]
 ActionResult = Literal["succeeded", "failed", "refused"]
 ReconcileResult = Literal["succeeded", "failed"]
 

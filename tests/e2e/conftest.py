@@ -33,7 +33,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
-            item.add_marker(pytest.mark.timeout(420))
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(420))
 
 
 @pytest.fixture(scope="session")
@@ -46,9 +47,19 @@ def kube() -> Kube:
     return Kube(client.ApiClient())
 
 
-def restricted_namespace(kube: Kube, name: str, **labels: str) -> Iterator[str]:
-    """A namespace that enforces the `restricted` Pod Security Standard, like production ones, with
-    its default ServiceAccount (pods and dry runs need it); deleted after."""
+@pytest.fixture
+def namespace(kube: Kube) -> Iterator[str]:
+    """A fresh namespace, served by this session's operator."""
+    name = create_namespace(kube, SESSION_PREFIX, **{E2E_OPERATOR_LABEL: E2E_OPERATOR})
+    yield name
+    kube.core.delete_namespace(name, propagation_policy="Background")
+
+
+def create_namespace(kube: Kube, prefix: str, **labels: str) -> str:
+    """A namespace named `prefix` plus a random suffix that enforces the `restricted` Pod Security
+    Standard, like production ones, with its default ServiceAccount (pods and dry runs need it).
+    `labels`: E2E_OPERATOR_LABEL says whose webhook names its pods."""
+    name = f"{prefix}{uuid.uuid4().hex[:6]}"
     kube.core.create_namespace(
         client.V1Namespace(
             metadata=client.V1ObjectMeta(
@@ -63,16 +74,7 @@ def restricted_namespace(kube: Kube, name: str, **labels: str) -> Iterator[str]:
         )
     )
     kube.wait_for(lambda: kube.service_account_exists(name, "default"), 60, "default ServiceAccount")
-    yield name
-    kube.core.delete_namespace(name, propagation_policy="Background")
-
-
-@pytest.fixture
-def namespace(kube: Kube) -> Iterator[str]:
-    """A fresh namespace, served by this session's operator."""
-    yield from restricted_namespace(
-        kube, f"{SESSION_PREFIX}{uuid.uuid4().hex[:6]}", **{E2E_OPERATOR_LABEL: E2E_OPERATOR}
-    )
+    return name
 
 
 def kubectl(*args: str, check: bool = True, timeout: float = 60, stdin: str | None = None) -> str:

@@ -34,6 +34,10 @@ class OperatorLog:
             f.seek(offset)
             return f.read().decode(errors="replace")
 
+    def tracebacks_since(self, offset: int) -> list[str]:
+        """Log lines after `offset` that carry a traceback: an error the operator did not expect."""
+        return [line[:2000] for line in self.log_since(offset).splitlines() if "Traceback" in line]
+
     def handled(self, offset: int, namespace: str, name: str) -> bool:
         """The operator logged, after `offset`, that it reconciled the role: proof that it has seen
         the role as it was then, when nothing else it does is visible (its JSON log)."""
@@ -53,11 +57,19 @@ class OperatorLog:
 
 
 class OperatorProcess(OperatorLog):
-    def __init__(self, log_path: Path, namespaces: str = "", webhook: tuple[str, str] | None = None) -> None:
-        """`webhook`: the MutatingWebhookConfiguration it keeps, and the namespace label it serves."""
+    def __init__(
+        self,
+        log_path: Path,
+        namespaces: str = "",
+        webhook: tuple[str, str] | None = None,
+        kubeconfig: Path | None = None,
+    ) -> None:
+        """`webhook`: the MutatingWebhookConfiguration it keeps, and the namespace label it serves;
+        `kubeconfig`: how it reaches the API server, if not as the tests do ($KUBECONFIG)."""
         self.log_path = log_path
         self.namespaces = namespaces
         self.webhook = webhook
+        self.kubeconfig = kubeconfig
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -74,6 +86,8 @@ class OperatorProcess(OperatorLog):
             "VMROLE_LOG_FORMAT": "json",
             "VMROLE_NAMESPACES": self.namespaces,
         }
+        if self.kubeconfig is not None:
+            env["KUBECONFIG"] = str(self.kubeconfig)
         if self.webhook is not None:
             config, selector = self.webhook
             # The API server reaches this process on the host: through loopback on the local

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .kube import WEB_IMAGE, Kube
+from .kube import WEB_IMAGE, Kube, http_get
 
 GROUP, VERSION, PLURAL = "vmrole.dev", "v1alpha1", "vmroles"
 ANSWER = "<unattend><settings pass='specialize'/></unattend>"
@@ -83,3 +83,31 @@ def observed_after(kube: Kube, namespace: str, name: str, timeout: float = 60) -
 def instances(kube: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
     pods = kube.pods(namespace, f"vmrole.dev/role={name}")
     return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def ready_role(kube: Kube, namespace: str, count: int, **spec: Any) -> tuple[dict[str, Any], str]:
+    """The role `web` created, every instance in rotation, and its ClusterIP answering; the role and
+    that IP."""
+    create_role(kube, namespace, role_manifest(instances=count, **spec))
+    role = wait_available(kube, namespace, "web", ready=count)
+    kube.wait_for(
+        lambda: sum(kube.endpoint_states(namespace, "web").values()) == count, 30, "all endpoints ready"
+    )
+    cluster_ip = kube.core.read_namespaced_service("web", namespace).spec.cluster_ip
+    # kube-proxy programs a new Service a moment after its EndpointSlice is ready; load starts after.
+    kube.wait_for(
+        lambda: all(http_get(f"http://{cluster_ip}/version") for _ in range(5)), 30, "the ClusterIP answering"
+    )
+    return role, cluster_ip
+
+
+def settled(kube: Kube, namespace: str, count: int, gone: set[str]) -> bool:
+    """`count` instances, every one ready, in rotation and counted in the status, and none of the
+    pods with the UIDs `gone` left."""
+    pods = instances(kube, namespace, "web")
+    return (
+        len(pods) == count
+        and not {p["metadata"]["uid"] for p in kube.pods(namespace, "vmrole.dev/role=web")} & gone
+        and all(kube.pod_ready(namespace, p["metadata"]["name"]) for p in pods)
+        and (get_role(kube, namespace, "web").get("status") or {}).get("readyReplicas") == count
+    )

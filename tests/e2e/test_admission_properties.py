@@ -13,7 +13,6 @@ A run takes about a minute here; a failure takes longer, as Hypothesis shrinks i
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -28,7 +27,7 @@ from vmrole_operator.specs.environment import topology_text
 from vmrole_operator.specs.resolver_pod import build_resolver_pod
 from vmrole_operator.state.names import instance_name
 
-from .conftest import SESSION_PREFIX, restricted_namespace
+from .conftest import SESSION_PREFIX, create_namespace
 from .kube import Kube
 from .roles import GROUP, PLURAL, VERSION
 from .spec_strategies import near_misses, rule_probes, valid_roles
@@ -48,7 +47,9 @@ PROPERTY = settings(
 @pytest.fixture(scope="module")
 def ns(kube: Kube) -> Iterator[str]:
     """One namespace for every example: dry runs store nothing, so examples cannot collide."""
-    yield from restricted_namespace(kube, f"{SESSION_PREFIX}prop-{uuid.uuid4().hex[:6]}")
+    name = create_namespace(kube, f"{SESSION_PREFIX}prop-")
+    yield name
+    kube.core.delete_namespace(name, propagation_policy="Background")
 
 
 def _admit_role(kube: Kube, namespace: str, manifest: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
@@ -82,6 +83,8 @@ def _create_child(kube: Kube, namespace: str, child: dict[str, Any]) -> None:
         kube.core.create_namespaced_config_map(namespace, child, **options)
     elif kind == "NetworkPolicy":
         kube.networking.create_namespaced_network_policy(namespace, child, **options)
+    elif kind == "PodDisruptionBudget":
+        kube.policy.create_namespaced_pod_disruption_budget(namespace, child, **options)
     elif kind == "Pod":
         kube.core.create_namespaced_pod(namespace, child, **options)
     else:

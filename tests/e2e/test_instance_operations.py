@@ -13,36 +13,23 @@ import pytest
 from .conftest import kubectl
 from .kube import Kube, http_get, restricted_pod_spec
 from .operator_process import OperatorProcess
-from .roles import create_role, get_role, instances, observed_after, patch_role, role_manifest, wait_available
+from .roles import (
+    create_role,
+    get_role,
+    instances,
+    observed_after,
+    patch_role,
+    ready_role,
+    role_manifest,
+    settled,
+)
 from .traffic import EndpointSampler, HttpLoad, audited_pod_deletes
 
 pytestmark = pytest.mark.usefixtures("operator")
 
 
-def _ready_role(kube: Kube, namespace: str, count: int, **spec: Any) -> tuple[dict[str, Any], str]:
-    create_role(kube, namespace, role_manifest(instances=count, **spec))
-    role = wait_available(kube, namespace, "web", ready=count)
-    kube.wait_for(
-        lambda: sum(kube.endpoint_states(namespace, "web").values()) == count, 30, "all endpoints ready"
-    )
-    cluster_ip = kube.core.read_namespaced_service("web", namespace).spec.cluster_ip
-    # kube-proxy programs a new Service a moment after its EndpointSlice is ready; load starts after.
-    kube.wait_for(lambda: all(http_version(cluster_ip) for _ in range(5)), 30, "the ClusterIP answering")
-    return role, cluster_ip
-
-
-def _settled(kube: Kube, namespace: str, count: int, gone: set[str]) -> bool:
-    pods = instances(kube, namespace, "web")
-    return (
-        len(pods) == count
-        and not {p["metadata"]["uid"] for p in kube.pods(namespace, "vmrole.dev/role=web")} & gone
-        and all(kube.pod_ready(namespace, p["metadata"]["name"]) for p in pods)
-        and (get_role(kube, namespace, "web").get("status") or {}).get("readyReplicas") == count
-    )
-
-
 def test_reimage_one_under_load_drains_first_and_gives_a_fresh_disk(kube: Kube, namespace: str) -> None:
-    role, cluster_ip = _ready_role(kube, namespace, 3)
+    role, cluster_ip = ready_role(kube, namespace, 3)
     pods = instances(kube, namespace, "web")
     victim, others = pods[0], pods[1:]
     name, victim_ip = victim["metadata"]["name"], victim["status"]["podIP"]
@@ -51,7 +38,7 @@ def test_reimage_one_under_load_drains_first_and_gives_a_fresh_disk(kube: Kube, 
     with HttpLoad(f"http://{cluster_ip}/version") as load, EndpointSampler(kube, namespace, "web") as sampler:
         time.sleep(1)
         kubectl("annotate", "pod", "-n", namespace, name, "vmrole.dev/reimage=e2e-one")
-        kube.wait_for(lambda: _settled(kube, namespace, 3, {victim["metadata"]["uid"]}), 120, "reimage done")
+        kube.wait_for(lambda: settled(kube, namespace, 3, {victim["metadata"]["uid"]}), 120, "reimage done")
         time.sleep(1)
 
     assert load.total > 50
@@ -80,7 +67,7 @@ def test_reimage_one_under_load_drains_first_and_gives_a_fresh_disk(kube: Kube, 
 
 
 def test_reimage_all_keeps_max_unavailable_and_each_token_runs_once(kube: Kube, namespace: str) -> None:
-    _, cluster_ip = _ready_role(kube, namespace, 3, upgrade={"maxUnavailable": 1, "maxSurge": 0})
+    _, cluster_ip = ready_role(kube, namespace, 3, upgrade={"maxUnavailable": 1, "maxSurge": 0})
     originals = {p["metadata"]["uid"]: p["metadata"]["name"] for p in instances(kube, namespace, "web")}
 
     with HttpLoad(f"http://{cluster_ip}/version") as load, EndpointSampler(kube, namespace, "web") as sampler:
@@ -91,7 +78,7 @@ def test_reimage_all_keeps_max_unavailable_and_each_token_runs_once(kube: Kube, 
             return last if last.get("token") == "round-1" and last.get("completedAt") else None
 
         last = kube.wait_for(completed, 180, "reimage-all round-1 completed")
-        kube.wait_for(lambda: _settled(kube, namespace, 3, set(originals)), 60, "every instance replaced")
+        kube.wait_for(lambda: settled(kube, namespace, 3, set(originals)), 60, "every instance replaced")
     assert last["startedAt"] <= last["completedAt"]
     assert load.failures == [], load.failures[:5]
     # Never more than maxUnavailable (1) of the 3 instances out of rotation.
@@ -113,7 +100,7 @@ def test_reimage_all_keeps_max_unavailable_and_each_token_runs_once(kube: Kube, 
 
 
 def test_new_token_during_a_round_supersedes_it(kube: Kube, namespace: str) -> None:
-    _ready_role(kube, namespace, 2)
+    ready_role(kube, namespace, 2)
     kubectl("annotate", "vmrole", "web", "-n", namespace, "vmrole.dev/reimage=first")
     kube.wait_for(
         lambda: (get_role(kube, namespace, "web").get("status") or {}).get("lastReimage"), 30, "round 1"
@@ -132,7 +119,7 @@ def test_new_token_during_a_round_supersedes_it(kube: Kube, namespace: str) -> N
 
 
 def test_reboot_keeps_pod_ip_and_disk_and_restarts_containers(kube: Kube, namespace: str) -> None:
-    _ready_role(kube, namespace, 1)
+    ready_role(kube, namespace, 1)
     pod = instances(kube, namespace, "web")[0]
     name, uid, ip = pod["metadata"]["name"], pod["metadata"]["uid"], pod["status"]["podIP"]
     restarts = pod["status"]["containerStatuses"][0]["restartCount"]
@@ -167,7 +154,7 @@ def test_reboot_keeps_pod_ip_and_disk_and_restarts_containers(kube: Kube, namesp
 
 
 def test_busy_takes_an_instance_out_of_rotation_without_restart(kube: Kube, namespace: str) -> None:
-    _ready_role(kube, namespace, 2)
+    ready_role(kube, namespace, 2)
     pod = instances(kube, namespace, "web")[0]
     name, ip = pod["metadata"]["name"], pod["status"]["podIP"]
 
@@ -198,7 +185,7 @@ def test_busy_takes_an_instance_out_of_rotation_without_restart(kube: Kube, name
 
 
 def test_image_upgrade_rolls_without_failed_requests_and_pause_holds(kube: Kube, namespace: str) -> None:
-    _, cluster_ip = _ready_role(kube, namespace, 3, upgrade={"maxUnavailable": 1, "maxSurge": 1})
+    _, cluster_ip = ready_role(kube, namespace, 3, upgrade={"maxUnavailable": 1, "maxSurge": 1})
     patch_role(kube, namespace, "web", {"spec": {"upgrade": {"paused": True}}})
     patch_role(kube, namespace, "web", {"spec": {"image": "localhost/vmrole-test/web:2"}})
     generation = get_role(kube, namespace, "web")["metadata"]["generation"]
@@ -259,8 +246,13 @@ def test_healing_reimages_a_crash_looping_instance_unless_switched_off(kube: Kub
         return int((get_role(kube, namespace, "healed").get("status") or {}).get("heals") or 0)
 
     kube.wait_for(lambda: heals() >= 1, 120, "an automatic reimage")
-    events = kube.core.list_namespaced_event(namespace, field_selector="involvedObject.name=healed").items
-    assert any(e.reason == "Healing" and "CrashLooping" in (e.message or "") for e in events)
+
+    def healing_event() -> bool:
+        events = kube.core.list_namespaced_event(namespace, field_selector="involvedObject.name=healed").items
+        return any(e.reason == "Healing" and "CrashLooping" in (e.message or "") for e in events)
+
+    # Events are posted in the background, after the status write that counts the heal.
+    kube.wait_for(healing_event, 30, "the Healing Event")
     record = get_role(kube, namespace, "healed")["status"]["recentHeals"][0]
     kube.wait_for(
         lambda: (
@@ -278,7 +270,7 @@ def test_healing_reimages_a_crash_looping_instance_unless_switched_off(kube: Kub
 
 
 def test_bad_requests_get_a_warning_and_change_nothing(kube: Kube, namespace: str) -> None:
-    _ready_role(kube, namespace, 1)
+    ready_role(kube, namespace, 1)
     instance = instances(kube, namespace, "web")[0]
     name, uid = instance["metadata"]["name"], instance["metadata"]["uid"]
     kube.core.create_namespaced_pod(
@@ -321,7 +313,7 @@ def test_bad_requests_get_a_warning_and_change_nothing(kube: Kube, namespace: st
 def test_killed_operator_finishes_every_request_exactly_once(
     kube: Kube, namespace: str, operator: OperatorProcess
 ) -> None:
-    _ready_role(kube, namespace, 2, upgrade={"maxUnavailable": 1, "maxSurge": 1})
+    ready_role(kube, namespace, 2, upgrade={"maxUnavailable": 1, "maxSurge": 1})
     rng = random.Random(20261122)
     for trial in range(10):
         before = {p["metadata"]["uid"]: p["metadata"]["name"] for p in instances(kube, namespace, "web")}
@@ -344,7 +336,7 @@ def test_killed_operator_finishes_every_request_exactly_once(
         operator.stop(signal.SIGKILL)
         time.sleep(rng.uniform(0.0, 1.0))
         operator.start()
-        kube.wait_for(lambda gone=gone: _settled(kube, namespace, 2, gone), 180, f"trial {trial} completed")
+        kube.wait_for(lambda gone=gone: settled(kube, namespace, 2, gone), 180, f"trial {trial} completed")
         if trial % 2 == 0:
             last = get_role(kube, namespace, "web")["status"]["lastReimage"]
             kube.wait_for(

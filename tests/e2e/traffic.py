@@ -133,9 +133,30 @@ def audited_pod_deletes(namespace: str) -> Counter[str]:
 def successful_pod_deletes(namespace: str) -> Counter[str] | None:
     """Pod name -> successful DELETE requests that started a pod's deletion, from the local cluster's
     audit log (None elsewhere). The kubelet's own final delete of a terminated pod is not one."""
+    deletes = pod_deleters(namespace)
+    return None if deletes is None else Counter(name for name, _ in deletes)
+
+
+def instance_deletes(namespace: str) -> Counter[str]:
+    """`audited_pod_deletes` of instance pods: without the short-lived pods that resolve a tag."""
+    return Counter({n: k for n, k in audited_pod_deletes(namespace).items() if "-resolve-" not in n})
+
+
+def audited_pod_deleters(namespace: str) -> list[tuple[str, str]]:
+    """`pod_deleters`, or a skip that says why it cannot be read here."""
+    deletes = pod_deleters(namespace)
+    if deletes is None:
+        pytest.skip(
+            f"who deleted what is read from the API server's audit log, and {AUDIT_LOG} does not exist"
+        )
+    return deletes
+
+
+def pod_deleters(namespace: str) -> list[tuple[str, str]] | None:
+    """(pod name, user) of each successful DELETE that started a pod's deletion, in order."""
     if not AUDIT_LOG.exists():
         return None
-    deletes: Counter[str] = Counter()
+    deletes: list[tuple[str, str]] = []
     with open(AUDIT_LOG) as f:
         for line in f:
             if '"delete"' not in line or namespace not in line:
@@ -143,13 +164,14 @@ def successful_pod_deletes(namespace: str) -> Counter[str] | None:
             event: dict[str, Any] = json.loads(line)
             ref = event.get("objectRef") or {}
             code = (event.get("responseStatus") or {}).get("code")
+            user = (event.get("user") or {}).get("username", "")
             if (
                 event.get("verb") == "delete"
                 and ref.get("resource") == "pods"
                 and not ref.get("subresource")
                 and ref.get("namespace") == namespace
                 and code in (200, 202)
-                and not (event.get("user") or {}).get("username", "").startswith("system:node:")
+                and not user.startswith("system:node:")
             ):
-                deletes[ref["name"]] += 1
+                deletes.append((ref["name"], user))
     return deletes

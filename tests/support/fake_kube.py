@@ -4,7 +4,8 @@ It is `vmrole_operator.kube.api.KubeApi` with the HTTP round trip replaced, and 
 server's rules that matter to exactly-once behaviour:
 - 404 for a missing object, 409 AlreadyExists on create, 409 for a UID precondition (a delete's
   `preconditions.uid`, or `metadata.uid` in a patch) that names another incarnation, and 409 for a
-  patch whose `metadata.resourceVersion` is not the object's current one;
+  resourceVersion precondition (`preconditions.resourceVersion`, `metadata.resourceVersion` in a
+  patch) that names an older version;
 - resourceVersion changes only when an object really changes (a no-op patch writes nothing), and
   metadata.generation only when its spec does;
 - the status subresource: a status patch changes only status, any other patch never does;
@@ -56,6 +57,15 @@ def _error(status: int, reason: str, message: str) -> ApiException:
     error = ApiException(status=status, reason=reason)
     error.body = json.dumps({"kind": "Status", "status": "Failure", "reason": reason, "message": message})
     return error
+
+
+def _modified(resource: Resource, name: str) -> ApiException:
+    return _error(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {resource.plural} "{name}": the object has been modified; '
+        "please apply your changes to the latest version and try again",
+    )
 
 
 def _merged(target: Any, patch: Any, *, by_name: bool) -> Any:
@@ -230,7 +240,10 @@ class FakeKube(KubeApi):
             )
         if method == "DELETE":
             assert body is not None
-            return self._delete(resource, namespace, name, body["preconditions"]["uid"])
+            preconditions = body["preconditions"]
+            return self._delete(
+                resource, namespace, name, preconditions["uid"], preconditions.get("resourceVersion", "")
+            )
         raise NotImplementedError(method)
 
     def _get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
@@ -290,12 +303,7 @@ class FakeKube(KubeApi):
             )
         wanted_version = (body.get("metadata") or {}).get("resourceVersion")
         if wanted_version is not None and wanted_version != current["metadata"]["resourceVersion"]:
-            raise _error(
-                409,
-                "Conflict",
-                f'Operation cannot be fulfilled on {resource.plural} "{name}": the object has been '
-                "modified; please apply your changes to the latest version and try again",
-            )
+            raise _modified(resource, name)
         if content_type == MERGE_PATCH:
             patched = merge_patch(current, body)
         elif content_type == STRATEGIC_MERGE_PATCH:
@@ -304,7 +312,9 @@ class FakeKube(KubeApi):
             raise NotImplementedError(content_type)
         return self._store_change(resource, key, current, patched, subresource, "patch")
 
-    def _delete(self, resource: Resource, namespace: str, name: str, uid: str) -> dict[str, Any]:
+    def _delete(
+        self, resource: Resource, namespace: str, name: str, uid: str, resource_version: str = ""
+    ) -> dict[str, Any]:
         self._injected("delete", resource)
         current = self._existing(resource, namespace, name)
         if current["metadata"]["uid"] != uid:
@@ -314,6 +324,8 @@ class FakeKube(KubeApi):
                 f"Precondition failed: UID in precondition: {uid}, "
                 f"UID in object meta: {current['metadata']['uid']}",
             )
+        if resource_version and resource_version != current["metadata"]["resourceVersion"]:
+            raise _modified(resource, name)
         del self.objects[self._key(resource, namespace, name)]
         return self._wrote("delete", resource, namespace, name, "", {"kind": "Status", "status": "Success"})
 

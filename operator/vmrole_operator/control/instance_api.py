@@ -48,10 +48,17 @@ class InstanceApi:
             return None
         return await self.call(lambda: self.roles.read(pod["metadata"]["namespace"], name))
 
-    async def patch(self, pod: Mapping[str, Any], patch: dict[str, Any], *, merge: bool = True) -> bool:
-        """Patches this incarnation of the pod; False when it is gone or replaced."""
+    async def patch(
+        self, pod: Mapping[str, Any], patch: dict[str, Any], *, merge: bool = True, as_read: bool = False
+    ) -> bool:
+        """Patches this incarnation of the pod; False when it is gone or replaced, or, `as_read`,
+        when it changed at all since `pod` was read."""
         meta = pod["metadata"]
-        patch = {**patch, "metadata": {**patch.get("metadata", {}), "uid": meta["uid"]}}
+        preconditions = {
+            "uid": meta["uid"],
+            **({"resourceVersion": meta["resourceVersion"]} if as_read else {}),
+        }
+        patch = {**patch, "metadata": {**patch.get("metadata", {}), **preconditions}}
         content_type = MERGE_PATCH if merge else STRATEGIC_MERGE_PATCH
         done = await self.call(
             lambda: unless(
@@ -99,10 +106,15 @@ class InstanceApi:
         )
 
     async def delete(self, pod: Mapping[str, Any]) -> bool:
+        """Deletes the pod as it was read: False when it changed since (a deletion by someone else
+        included, which would otherwise be answered 200 again and counted twice), or is gone."""
         meta = pod["metadata"]
         done = await self.call(
             lambda: unless(
-                GONE_OR_REPLACED, lambda: self.kube.delete(PODS, meta["namespace"], meta["name"], meta["uid"])
+                GONE_OR_REPLACED,
+                lambda: self.kube.delete(
+                    PODS, meta["namespace"], meta["name"], meta["uid"], meta.get("resourceVersion", "")
+                ),
             )
         )
         return done is not None

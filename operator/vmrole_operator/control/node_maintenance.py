@@ -26,6 +26,7 @@ from ..kube.events import EventPoster
 from ..state.requests import is_node_drain_token, is_terminating, node_drain_token, pending_reimage
 from .instance_api import InstanceApi
 from .keyed_tasks import KeyedTasks
+from .reimage import back_to_pool
 
 logger = logging.getLogger(__name__)
 
@@ -59,17 +60,6 @@ def withdrawable(pod: Mapping[str, Any]) -> bool:
 
 def _request(token: str) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     return lambda _: {"metadata": {"annotations": {c.REIMAGE_ANNOTATION: token}}}
-
-
-def _withdrawal(_: Mapping[str, Any]) -> dict[str, Any]:
-    # Back into the ReplicaSet's pool: it counts one too many and removes one, the replacement
-    # first while it is not ready (ReplicaSets delete unready pods first).
-    return {
-        "metadata": {
-            "labels": {c.IN_POOL_LABEL: "true"},
-            "annotations": {c.REIMAGE_ANNOTATION: None, c.REIMAGE_STARTED_ANNOTATION: None},
-        }
-    }
 
 
 def _node_of(pod: Mapping[str, Any]) -> str | None:
@@ -151,7 +141,7 @@ class NodeMaintenance:
         def still(current: Mapping[str, Any]) -> bool:
             return self.cordoned.get(node) is False and withdrawable(current)
 
-        if await self.api.patch_while(pod, still, _withdrawal) is None:
+        if await self.api.patch_while(pod, still, back_to_pool) is None:
             return
         message = f"node {node} is schedulable again: reimage {token} withdrawn, the instance stays"
         self.post_event(pod, "Normal", "NodeUncordoned", message)

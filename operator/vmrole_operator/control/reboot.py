@@ -10,6 +10,8 @@ with the restart count. The instance goes back into rotation once the kubelet ha
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import constants as c
 from .. import metrics
 from ..kube.events import EventPoster
@@ -43,20 +45,35 @@ class RebootSteps:
             self.api, self.post_event, pod, c.OUT_FOR_REBOOT, role.name, "restarting"
         ):
             return
-        # The token and the restart count go in the same patch as the restart itself: exactly once.
-        restart = {
-            "metadata": {
-                "annotations": {
-                    c.REBOOT_DONE_ANNOTATION: token,
-                    c.REBOOT_RESTARTS_ANNOTATION: str(main_restart_count(pod)),
-                },
-            },
-            "spec": {"containers": [{"name": c.MAIN_CONTAINER, "image": rebooted_image(main["image"])}]},
-        }
-        if not await self.api.patch(pod, restart, merge=False):
+        restarted = await self._restart(namespace, name, uid)
+        if restarted is None:
             return
+        pod, token = restarted
         metrics.count_action("reboot", "succeeded")
         self.post_event(pod, "Normal", "Rebooted", f"reboot {token}: containers restarting, disk kept")
         self.post_event(
             role_body, "Normal", "Rebooted", f"reboot {token} of instance {name_of(pod)} (pod {name})"
         )
+
+    async def _restart(self, namespace: str, name: str, uid: str) -> tuple[dict[str, Any], str] | None:
+        """The restart itself, on the pod as just read: a reimage asked for during the drain wins
+        (None), and one asked for between that read and the patch makes the patch fail (409) and
+        is then seen on the next read. The token and the restart count go in the same patch as the
+        restart: exactly once."""
+        while True:
+            pod = await self.api.pod(namespace, name, uid)
+            token = pending_reboot(pod) if pod is not None else None
+            if pod is None or token is None:
+                return None
+            main = next(x for x in pod["spec"]["containers"] if x["name"] == c.MAIN_CONTAINER)
+            restart = {
+                "metadata": {
+                    "annotations": {
+                        c.REBOOT_DONE_ANNOTATION: token,
+                        c.REBOOT_RESTARTS_ANNOTATION: str(main_restart_count(pod)),
+                    },
+                },
+                "spec": {"containers": [{"name": c.MAIN_CONTAINER, "image": rebooted_image(main["image"])}]},
+            }
+            if await self.api.patch(pod, restart, merge=False, as_read=True):
+                return pod, token

@@ -5,7 +5,8 @@
    the victim still serves.
 2. Once the pool is whole again without it (or a deadline passes: no room to surge), the victim
    leaves rotation and its endpoint drains from the input Service's EndpointSlices.
-3. It is deleted with its UID as precondition, so a retry can never hit the replacement.
+3. It is deleted with its UID as precondition, so a retry can never hit the replacement, and with
+   the resourceVersion it was read at, so a deletion by someone else is never repeated.
 Every step is re-derived from the pod, so a restarted operator resumes where the last one stopped.
 """
 
@@ -22,7 +23,13 @@ from ..kube.events import EventPoster
 from ..models import VMRole
 from ..state.instance_state import in_rotation
 from ..state.names import name_of
-from ..state.requests import is_node_drain_token, pending_reimage
+from ..state.requests import (
+    is_node_drain_token,
+    is_terminating,
+    pending_reimage,
+    reimage_withdrawn,
+    requested_reboot,
+)
 from .instance_api import POLL_S, InstanceApi
 from .rotation import leave_rotation_and_drain
 
@@ -48,6 +55,10 @@ class ReimageSteps:
             if left is None:
                 return  # gone, or the request was withdrawn (a node uncordoned) before it began
             self.post_event(pod, "Normal", "ReimageStarted", f"reimage {token}: replacement starting first")
+            superseded = requested_reboot(pod)
+            if superseded is not None:
+                message = f"reboot {superseded} not done: reimage {token} replaces the instance"
+                self.post_event(pod, "Normal", "RebootSuperseded", message)
             self.post_event(
                 role_body,
                 "Normal",
@@ -64,13 +75,25 @@ class ReimageSteps:
             self.api, self.post_event, pod, c.OUT_FOR_REIMAGE, role.name, "deleting", still=_requested
         ):
             return
-        if not await self.api.delete(pod):
-            return  # already gone, or the name now belongs to a new pod
+        if not await self._delete_once(namespace, name, uid):
+            return
         metrics.count_action("reimage", "succeeded")
         self.post_event(pod, "Normal", "Reimaged", f"reimage {token}: deleted; a fresh instance replaces it")
         self.post_event(
             role_body, "Normal", "Reimaged", f"reimage {token} of instance {name_of(pod)} (pod {name}) done"
         )
+
+    async def _delete_once(self, namespace: str, name: str, uid: str) -> bool:
+        """Deletes the victim unless someone else has (a `kubectl delete pod` during the drain ends
+        the request: the replacement is there already); False when it did not delete. The delete
+        names the pod as just read, so a deletion that slips in between is answered 409, never a
+        second successful DELETE."""
+        while True:
+            pod = await self.api.pod(namespace, name, uid)
+            if pod is None or is_terminating(pod):
+                return False
+            if await self.api.delete(pod):
+                return True
 
     async def _unheld_request(
         self, namespace: str, name: str, uid: str
@@ -117,6 +140,31 @@ class ReimageSteps:
                 return None
             pod = refreshed
         return pod
+
+
+class WithdrawnReimageSteps:
+    """The victim of a withdrawn reimage goes back into the pool; the ReplicaSet then has one
+    instance too many and removes one, the replacement first while it is not ready."""
+
+    def __init__(self, api: InstanceApi, post_event: EventPoster) -> None:
+        self.api = api
+        self.post_event = post_event
+
+    async def run(self, namespace: str, name: str, uid: str) -> None:
+        pod = await self.api.pod(namespace, name, uid)
+        if pod is None or await self.api.patch_while(pod, reimage_withdrawn, back_to_pool) is None:
+            return
+        self.post_event(pod, "Normal", "ReimageWithdrawn", "reimage request removed: the instance stays")
+
+
+def back_to_pool(_: Mapping[str, Any]) -> dict[str, Any]:
+    """Into the ReplicaSet's selector again, and no reimage under way; the request too, if any."""
+    return {
+        "metadata": {
+            "labels": {c.IN_POOL_LABEL: "true"},
+            "annotations": {c.REIMAGE_ANNOTATION: None, c.REIMAGE_STARTED_ANNOTATION: None},
+        }
+    }
 
 
 def _requested(pod: Mapping[str, Any]) -> bool:

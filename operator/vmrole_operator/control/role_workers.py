@@ -17,6 +17,7 @@ import enum
 import logging
 from collections.abc import Callable
 
+from ..kube.errors import describe, transient
 from ..state.observed import Observed
 from .keyed_tasks import KeyedTasks
 
@@ -39,8 +40,8 @@ Snapshot = Callable[[str, str], Observed]
 Runner = Callable[[str, str, Work, Observed], float | None]
 
 
-def retry_delay(failures: int) -> float:
-    return float(min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** max(0, failures - 1)))
+def retry_delay(failures: int, most: float = RETRY_MAX_S) -> float:
+    return float(min(most, RETRY_FIRST_S * 2 ** max(0, failures - 1)))
 
 
 class RoleWorkers:
@@ -103,10 +104,15 @@ class RoleWorkers:
                     break
                 try:
                     await self._execute(key, work)
-                except Exception:
+                except Exception as e:
                     failures = self._failures[key] = self._failures.get(key, 0) + 1
                     delay = retry_delay(failures)
-                    logger.exception("%s of %s/%s failed; retrying in %.0fs", work.name, *key, delay)
+                    if transient(e):
+                        logger.warning(
+                            "%s of %s/%s: %s; retrying in %.0fs", work.name, *key, describe(e), delay
+                        )
+                    else:
+                        logger.exception("%s of %s/%s failed; retrying in %.0fs", work.name, *key, delay)
                     asyncio.get_running_loop().call_later(delay, self.request, key[0], key[1], work)
                 else:
                     self._failures.pop(key, None)

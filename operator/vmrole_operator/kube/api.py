@@ -63,9 +63,11 @@ BY_KIND = {
 }
 
 
-def delete_options(uid: str) -> dict[str, Any]:
-    """Deletes only this incarnation: a newer object of the same name answers 409."""
-    return {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
+def delete_options(uid: str, resource_version: str = "") -> dict[str, Any]:
+    """Deletes only this incarnation (a newer object of the same name answers 409), and with
+    `resource_version` only the object as last read (any change since, a deletion included, 409)."""
+    preconditions = {"uid": uid, **({"resourceVersion": resource_version} if resource_version else {})}
+    return {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": preconditions}
 
 
 class KubeApi:
@@ -109,8 +111,12 @@ class KubeApi:
             query=query,
         )
 
-    def delete(self, resource: Resource, namespace: str, name: str, uid: str) -> dict[str, Any]:
-        return self._request("DELETE", resource.path(namespace, name), body=delete_options(uid))
+    def delete(
+        self, resource: Resource, namespace: str, name: str, uid: str, resource_version: str = ""
+    ) -> dict[str, Any]:
+        return self._request(
+            "DELETE", resource.path(namespace, name), body=delete_options(uid, resource_version)
+        )
 
     def _request(
         self,

@@ -64,13 +64,33 @@ def is_node_drain_token(token: str | None) -> bool:
     return token is not None and token.startswith(c.NODE_DRAIN_TOKEN_PREFIX)
 
 
-def pending_reboot(pod: Mapping[str, Any]) -> str | None:
-    """A reboot token not yet acted on."""
+def reimage_withdrawn(pod: Mapping[str, Any]) -> bool:
+    """A reimage whose request was taken back after its victim left the Deployment's pool but
+    before it left rotation: the instance still serves, and would stay one too many for good."""
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    return (
+        not is_terminating(pod)
+        and c.REIMAGE_ANNOTATION not in (meta.get("annotations") or {})
+        and c.REIMAGE_STARTED_ANNOTATION in (meta.get("annotations") or {})
+        and c.IN_POOL_LABEL not in labels
+        and labels.get(c.IN_ROTATION_LABEL) == c.IN_ROTATION
+    )
+
+
+def requested_reboot(pod: Mapping[str, Any]) -> str | None:
+    """A reboot token not yet acted on, whatever else the pod asks for."""
     annotations = _annotations(pod)
     token = annotations.get(c.REBOOT_ANNOTATION)
     if not valid_token(token) or annotations.get(c.REBOOT_DONE_ANNOTATION) == token or is_terminating(pod):
         return None
     return token
+
+
+def pending_reboot(pod: Mapping[str, Any]) -> str | None:
+    """A reboot token to act on: a reimage asked for before the restart was done supersedes it
+    (the instance is replaced, so restarting it first would only delay that)."""
+    return None if pending_reimage(pod) else requested_reboot(pod)
 
 
 def main_restart_count(pod: Mapping[str, Any]) -> int:
