@@ -33,6 +33,7 @@ from .role_environment import nudge, topology_of
 from .role_reader import RoleReader
 from .role_workers import Work
 from .status_writer import StatusWriter
+from .terminating import TerminatingNamespaces
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class RoleReconciler:
         self.clock = clock or Clock()
         self.roles = roles
         self.check_image = check_image
+        self.terminating = TerminatingNamespaces()
+        post_event = self.terminating.gate(post_event)
         self.post_event = post_event
         self.pinning = ImagePinning(kube, post_event)
         self.status = StatusWriter(kube, post_event)
@@ -75,16 +78,15 @@ class RoleReconciler:
         deadline, a volume wait, a refused resolver pod), or None.
 
         In a namespace being deleted nothing can be created any more, and the role is about to go:
-        the run stops there, with one line in the log and no retry."""
+        the run stops there, with no retry, no Event, and one line in the log for the namespace."""
         with metrics.timed_reconcile(namespace, name):
             try:
                 return self._run(namespace, name, work, observed)
             except ApiException as e:
                 if not namespace_terminating(e):
                     raise
-                logger.info(
-                    "%s/%s: the namespace is being deleted; nothing more to do for the role", namespace, name
-                )
+                if self.terminating.mark(namespace, self.clock.now()):
+                    logger.info("namespace %s is being deleted: its roles get no new objects", namespace)
                 return None
 
     def _run(self, namespace: str, name: str, work: Work, observed: Observed) -> float | None:
@@ -92,6 +94,7 @@ class RoleReconciler:
         if found is None:
             return None
         body, role = found
+        self.terminating.seen_role(body)
         status = dict(body.get("status") or {})
         pin = current_pin(role, status)
         deployment = observed.child("Deployment", name)

@@ -3,6 +3,9 @@
 Every write of the operator is safe to repeat, and most carry a UID precondition. So a 404 (the
 object is gone already) and a 409 (a newer object has the name now, or it already exists) mean
 "nothing to do here" for the caller that says so; anything else is raised.
+
+Two kinds of 403 no retry gets past soon are told apart here too: a namespace being deleted, where
+nothing new can ever be created, and an admission refusal of a create (a quota, say).
 """
 
 from __future__ import annotations

@@ -313,3 +313,38 @@ def test_a_role_being_deleted_gets_no_new_children() -> None:
     op.run()
     assert kube.stored(SERVICES, "ns", "web") is None
     assert "CreatedService" not in op.reasons()
+
+
+def test_no_event_is_posted_in_a_namespace_being_deleted_until_a_new_role_shows_it_was_made_anew(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kube = FakeKube()
+    put_role(kube, image=DIGEST_IMAGE, instances=1, endpoints={"input": [{"name": "http", "port": 80}]})
+    op = Operator(kube)
+    op.run()
+    instance_pod(kube, stored_role(kube), "web-a")
+    service = kube.stored(SERVICES, "ns", "web")
+    assert service is not None
+    kube.terminate_namespace("ns")
+    kube.delete(SERVICES, "ns", "web", service["metadata"]["uid"])
+    with caplog.at_level(logging.INFO):
+        op.run()
+        op.run()
+    assert len([r for r in caplog.records if "being deleted" in r.getMessage()]) == 1
+    # A change worth a Warning still reaches the status (an update is allowed), but no Event is
+    # posted: the API server would refuse it, and kopf would log each of its retries as an error.
+    unschedulable = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "no"}
+    set_status(kube, "web-a", {"phase": "Pending", "conditions": [unschedulable]})
+    posted = len(op.events)
+    op.run(Work.STATUS)
+    assert degraded(kube)[1] == "Unschedulable"
+    assert op.events[posted:] == []
+
+    # The namespace was deleted and made anew; a role created in it after the mark clears it.
+    kube.objects.clear()
+    kube.terminating.clear()
+    role = put_role(kube, image=DIGEST_IMAGE, instances=1)
+    role["metadata"]["creationTimestamp"] = format_time(kube.now + timedelta(seconds=60))
+    kube.put(VMROLES, role)
+    op.run()
+    assert "CreatedDeployment" in op.reasons()
