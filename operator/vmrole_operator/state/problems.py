@@ -7,7 +7,7 @@ The API server admits such a role (its objects are valid), and each cause shows 
 - an image that cannot be pulled: the resolver pod's or an instance's waiting reason;
 - a quota (or another admission rule) refusing pods: the Deployment's ReplicaFailure condition,
   since no pod exists to carry it, or the refused resolver pod;
-- no node that fits: the pod's PodScheduled condition.
+- no node that fits: the PodScheduled condition of an instance, or of the resolver pod.
 
 All of it is a pure function of the objects (and `now` for the volume wait), so recomputing it with
 nothing changed gives the same answer and the status writer posts one Event per change.
@@ -176,22 +176,35 @@ def _replica_failure(deployment: Mapping[str, Any] | None) -> Problem | None:
     return _refused(str(failure.get("message") or failure.get("reason") or ""), "instances not created")
 
 
-def _unschedulable(pods: Sequence[Mapping[str, Any]]) -> Problem | None:
-    pending = []
-    first = ""
-    for pod in pods:
-        scheduled = _condition(pod, "PodScheduled")
-        if (
-            scheduled is not None
-            and scheduled.get("status") == "False"
-            and scheduled.get("reason") == "Unschedulable"
-            and not metadata_of(pod).get("deletionTimestamp")
-        ):
-            pending.append(pod)
-            first = first or str(scheduled.get("message") or "")
+def _unscheduled(pod: Mapping[str, Any]) -> str | None:
+    """The scheduler's word on a pod no node fits, or None."""
+    scheduled = _condition(pod, "PodScheduled")
+    if (
+        scheduled is None
+        or scheduled.get("status") != "False"
+        or scheduled.get("reason") != "Unschedulable"
+        or metadata_of(pod).get("deletionTimestamp")
+    ):
+        return None
+    return str(scheduled.get("message") or "")
+
+
+def _unschedulable(
+    role: VMRole, pods: Sequence[Mapping[str, Any]], resolvers: Sequence[Mapping[str, Any]]
+) -> Problem | None:
+    # The resolver pod is placed like the instances (their nodeSelector and tolerations), so a role
+    # no node fits is told by it first, before any instance exists.
+    for resolver in resolvers:
+        resolution = read_resolver_pod(resolver)
+        why = _unscheduled(resolver)
+        if resolution is not None and resolution.image == role.spec.image and why is not None:
+            name = metadata_of(resolver).get("name")
+            return Problem(UNSCHEDULABLE, f"image resolver pod {name} not scheduled: {why}".rstrip(": "))
+    pending = [(pod, why) for pod in pods if (why := _unscheduled(pod)) is not None]
     if not pending:
         return None
-    return Problem(UNSCHEDULABLE, f"{_named(pending)} not scheduled: {first}".rstrip(": "))
+    first = pending[0][1]
+    return Problem(UNSCHEDULABLE, f"{_named([p for p, _ in pending])} not scheduled: {first}".rstrip(": "))
 
 
 def role_problems(
@@ -213,7 +226,7 @@ def role_problems(
         _image(role, pods, resolvers),
         _refused(resolver_refused, "image resolver pod not created") if resolver_refused else None,
         _replica_failure(deployment),
-        _unschedulable(pods),
+        _unschedulable(role, pods, resolvers),
     ]
     problems = [p for p in found if p is not None]
     return sorted(problems, key=lambda p: JUDGED_REASONS.index(p.reason))

@@ -146,6 +146,19 @@ def test_an_unschedulable_instance() -> None:
     assert role_problems(role(), [deleting], deployment(), [], pf.at(1)) == []
 
 
+def test_an_unschedulable_resolver_pod_tells_before_any_instance_exists() -> None:
+    r = role(nodeSelector={"disk": "ssd"})
+    pending = resolver(r.spec.image, {"waiting": {"reason": "ContainerCreating"}})
+    del pending["status"]["containerStatuses"]
+    pending["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes"}
+    ]
+    [problem] = role_problems(r, [], None, [pending], pf.at(1))
+    assert problem == Problem(UNSCHEDULABLE, "image resolver pod web-resolve-1 not scheduled: 0/1 nodes")
+    pending["metadata"]["annotations"][c.RESOLVES_IMAGE_ANNOTATION] = "localhost/old:1"
+    assert role_problems(r, [], None, [pending], pf.at(1)) == []
+
+
 def test_the_most_specific_problem_comes_first() -> None:
     pods = [pf.unschedulable(), pf.setup_image_pull_failed(), pf.waiting_for_volumes()]
     problems = role_problems(
