@@ -25,6 +25,7 @@ from ..models import VMRole
 from .instance_state import list_of, map_of, metadata_of, pod_status_of
 from .names import name_of
 from .pinning import IMAGE_FAILURE_REASONS, read_resolver_pod
+from .scheduling import unschedulable_message
 
 ANSWER_FILE_MISSING = "AnswerFileMissing"
 IMAGE_RESOLUTION_FAILED = "ImageResolutionFailed"
@@ -176,19 +177,6 @@ def _replica_failure(deployment: Mapping[str, Any] | None) -> Problem | None:
     return _refused(str(failure.get("message") or failure.get("reason") or ""), "instances not created")
 
 
-def _unscheduled(pod: Mapping[str, Any]) -> str | None:
-    """The scheduler's word on a pod no node fits, or None."""
-    scheduled = _condition(pod, "PodScheduled")
-    if (
-        scheduled is None
-        or scheduled.get("status") != "False"
-        or scheduled.get("reason") != "Unschedulable"
-        or metadata_of(pod).get("deletionTimestamp")
-    ):
-        return None
-    return str(scheduled.get("message") or "")
-
-
 def _unschedulable(
     role: VMRole, pods: Sequence[Mapping[str, Any]], resolvers: Sequence[Mapping[str, Any]]
 ) -> Problem | None:
@@ -196,15 +184,15 @@ def _unschedulable(
     # no node fits is told by it first, before any instance exists.
     for resolver in resolvers:
         resolution = read_resolver_pod(resolver)
-        why = _unscheduled(resolver)
+        why = unschedulable_message(resolver)
         if resolution is not None and resolution.image == role.spec.image and why is not None:
             name = metadata_of(resolver).get("name")
-            return Problem(UNSCHEDULABLE, f"image resolver pod {name} not scheduled: {why}".rstrip(": "))
-    pending = [(pod, why) for pod in pods if (why := _unscheduled(pod)) is not None]
+            return Problem(UNSCHEDULABLE, f"image resolver pod {name} not scheduled: {why}")
+    pending = [(pod, why) for pod in pods if (why := unschedulable_message(pod)) is not None]
     if not pending:
         return None
     first = pending[0][1]
-    return Problem(UNSCHEDULABLE, f"{_named([p for p, _ in pending])} not scheduled: {first}".rstrip(": "))
+    return Problem(UNSCHEDULABLE, f"{_named([p for p, _ in pending])} not scheduled: {first}")
 
 
 def role_problems(
