@@ -72,8 +72,8 @@ class RoleReconciler:
         self.names = InstanceNames(kube, post_event)
 
     def run(self, namespace: str, name: str, work: Work, observed: Observed) -> float | None:
-        """Converges one role: for RECONCILE its image pin, reimage round and children; always its
-        status. `observed` is what the indexes held when this run started. Returns in how many
+        """Converges one role: its image pin while spec.image is not pinned; for RECONCILE its
+        reimage round and children; always its status. `observed` is what the indexes held when this run started. Returns in how many
         seconds the status needs another look though no object may change by then (an auto-start
         deadline, a volume wait, a refused resolver pod), or None.
 
