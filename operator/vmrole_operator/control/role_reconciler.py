@@ -73,9 +73,10 @@ class RoleReconciler:
 
     def run(self, namespace: str, name: str, work: Work, observed: Observed) -> float | None:
         """Converges one role: its image pin while spec.image is not pinned; for RECONCILE its
-        reimage round and children; always its status. `observed` is what the indexes held when this run started. Returns in how many
-        seconds the status needs another look though no object may change by then (an auto-start
-        deadline, a volume wait, a refused resolver pod), or None.
+        reimage round and children; always its status. `observed` is what the indexes held when
+        this run started. Returns in how many seconds the status needs another look though no
+        object may change by then (an auto-start deadline, a volume wait, a refused resolver pod),
+        or None.
 
         In a namespace being deleted nothing can be created any more, and the role is about to go:
         the run stops there, with no retry, no Event, and one line in the log for the namespace."""

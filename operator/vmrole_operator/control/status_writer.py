@@ -147,9 +147,9 @@ class StatusWriter:
     def _announce_problem(
         self, body: Mapping[str, Any], previous: Mapping[str, Any], status: Mapping[str, Any]
     ) -> None:
-        """One Warning Event when the role turns Degraded for a judged reason, or for another one:
-        the reason is the Event's. The same reason with a new message (one more instance stuck,
-        say) is no new Event; the condition tells the latest."""
+        """One Warning Event, named after the reason, whenever Degraded takes a judged reason it did
+        not have: the same reason with a new message (one more instance stuck, say) is no new Event,
+        the condition tells the latest."""
         now, before = _judged_problem(status), _judged_problem(previous)
         if now is not None and (before is None or now[0] != before[0]):
             self.post_event(body, "Warning", now[0], now[1])
