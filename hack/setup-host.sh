@@ -8,13 +8,14 @@ repo=$(dirname "$here")
 cache_root=${VMROLE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vmrole-operator}
 log() { printf 'setup: %s\n' "$*" >&2; }
 
-# Debian packages: host parts of the local cluster, the busybox of the test images, a C compiler for pause,
+# Debian packages: host parts of the local cluster (ipset for its NetworkPolicy enforcer), the busybox
+# of the test images, a C compiler for pause,
 # buildah and debootstrap for the operator image (no Docker engine here).
 declare -A packages=(
   [containerd]=containerd [runc]=runc [/usr/lib/cni/bridge]=containernetworking-plugins
   [iptables-nft]=iptables [conntrack]=conntrack [/bin/busybox]=busybox-static [ip]=iproute2
   [ss]=iproute2 [gcc]=gcc [/usr/lib/x86_64-linux-gnu/libc.a]=libc6-dev [make]=make [curl]=curl
-  [buildah]=buildah [debootstrap]=debootstrap
+  [buildah]=buildah [debootstrap]=debootstrap [ipset]=ipset
 )
 missing=()
 for probe in "${!packages[@]}"; do

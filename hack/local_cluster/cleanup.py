@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from .host import pids_marked_for, process_cmdlines, terminate
 
 # The order matters: node agents first so nothing restarts pods, the datastore last.
 STOP_ORDER = (
+    "kube-router",
     "kube-proxy",
     "kubelet",
     "kube-scheduler",
@@ -26,6 +28,8 @@ STOP_ORDER = (
 CNI_BRIDGE = "cni0"
 CHAIN_PREFIXES = ("KUBE-", "CNI-")
 IPTABLES = ("iptables-nft", "ip6tables-nft")
+# kube-router's address sets (KUBE-SRC-*, KUBE-DST-*, and the "inet6:" ones of IPv6).
+IPSET_PREFIXES = ("KUBE-", "inet6:KUBE-")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -126,6 +130,19 @@ def remove_iptables_chains() -> None:
                 _run(binary, "-t", table, "-X", chain)
 
 
+def _ipsets() -> list[str]:
+    if shutil.which("ipset") is None:
+        return []
+    names = _run("ipset", "list", "-n").stdout.split()
+    return [n for n in names if n.startswith(IPSET_PREFIXES)]
+
+
+def remove_ipsets() -> None:
+    """After the chains: a set still named by a rule cannot be destroyed."""
+    for name in _ipsets():
+        _run("ipset", "destroy", name)
+
+
 def kill_orphaned_pod_processes() -> None:
     """Pods of a cluster whose checkout vanished (so runc's state went with it) live on in kubepods.
 
@@ -171,6 +188,7 @@ def leftovers() -> list[str]:
                 for line in out.splitlines()
                 if line.startswith(":") and line[1:].startswith(CHAIN_PREFIXES)
             ]
+    found += [f"ipset {name}" for name in _ipsets()]
     netns = Path("/run/netns")
     if netns.is_dir():
         found += [f"netns {n.name}" for n in netns.iterdir() if n.name.startswith("cni-")]
@@ -185,6 +203,7 @@ def teardown(cluster_dir: Path, pid_dir: Path, runc_root: Path, state_dirs: list
     remove_network_namespaces()
     remove_cni_interfaces()
     remove_iptables_chains()
+    remove_ipsets()
     remove_pod_cgroups()
     for d in state_dirs:
         if d.exists():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from . import cleanup, coredns
+from . import cleanup, coredns, network_policy
 from .host import (
     CLUSTER_DIR_ENV,
     ClusterError,
@@ -49,6 +49,7 @@ PORTS = {
     "kubelet-healthz": 10248,
     "kube-proxy-healthz": 10256,
     "kube-proxy-metrics": 10249,
+    "kube-router-healthz": 20244,
 }
 COMPONENTS = (
     "etcd",
@@ -58,6 +59,7 @@ COMPONENTS = (
     "containerd",
     "kubelet",
     "kube-proxy",
+    "kube-router",
 )
 
 
@@ -172,6 +174,7 @@ class LocalCluster:
         self.import_sandbox_image()
         self.start("kubelet", self.kubelet_args())
         self.start("kube-proxy", ["--config", str(self.write_kube_proxy_config())])
+        self.start_network_policy_enforcer()
         self.wait_for(f"node {NODE_NAME} Ready", self.node_ready, 120)
         self.wait_for("default ServiceAccount", self.default_service_account_exists, 60)
         coredns.deploy(self.layout.config, self.ctr, self.kubectl)
@@ -190,7 +193,7 @@ class LocalCluster:
         for f in (self.layout.env_file, self.layout.kubeconfig):
             f.unlink(missing_ok=True)
         if not quiet:
-            print("local cluster down: no process, mount, CNI interface or iptables chain left")
+            print("local cluster down: no process, mount, CNI interface, iptables chain or ipset left")
 
     def status(self) -> bool:
         ok = True
@@ -243,6 +246,22 @@ class LocalCluster:
             return False
         return self.layout.kubeconfig.exists() and self.apiserver_ready() and self.node_ready()
 
+    # ---- NetworkPolicy enforcement --------------------------------------------------------------
+
+    def start_network_policy_enforcer(self) -> None:
+        """kube-router, firewall only: the bridge plugin enforces no NetworkPolicy by itself."""
+        if shutil.which("ipset") is None:
+            raise ClusterError("ipset is missing; run `make setup` (hack/setup-host.sh) first")
+        binary = network_policy.binary()
+        rbac = self.kubectl("apply", "-f", str(network_policy.write_rbac(self.layout.config)))
+        if rbac.returncode != 0:
+            raise ClusterError(f"kube-router's RBAC: {rbac.stderr.strip()}")
+        kubeconfig = network_policy.write_client_kubeconfig(
+            ClusterPKI(self.layout.pki), self.layout.root / "kubeconfigs"
+        )
+        self.start(network_policy.COMPONENT, network_policy.args(kubeconfig, NODE_NAME, SERVICE_CIDR), binary)
+        self.wait_for("kube-router enforcing NetworkPolicies", network_policy.enforcing, 90)
+
     # ---- host checks ----------------------------------------------------------------------------
 
     def check_host(self) -> None:
@@ -269,8 +288,10 @@ class LocalCluster:
         except (OSError, ValueError):
             return None
 
-    def start(self, component: str, args: list[str]) -> None:
-        binary = shutil.which(component) if component == "containerd" else str(self.bin_dir / component)
+    def start(self, component: str, args: list[str], binary: str | None = None) -> None:
+        binary = binary or (
+            shutil.which(component) if component == "containerd" else str(self.bin_dir / component)
+        )
         assert binary
         argv = [binary, *args]
         # Kept so that `restart` runs the very same command line, whatever changed in the checkout.

@@ -70,6 +70,8 @@ def test_down_leaves_nothing_then_up_restores_a_working_cluster() -> None:
     assert _marked_processes() == []
     assert not Path("/sys/class/net/cni0").exists()
     assert _iptables_chains() == []
+    ipsets = subprocess.run(["ipset", "list", "-n"], capture_output=True, text=True, check=True).stdout
+    assert [name for name in ipsets.split() if "KUBE-" in name] == []  # the NetworkPolicy enforcer's
     mounts = Path("/proc/self/mountinfo").read_text()
     assert str(REPO / ".cluster") not in mounts
     assert "/run/netns/cni-" not in mounts

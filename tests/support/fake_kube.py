@@ -11,7 +11,9 @@ server's rules that matter to exactly-once behaviour:
 - the status subresource: a status patch changes only status, any other patch never does;
 - JSON merge patch (RFC 7386), strategic merge patch for lists of named items, and server-side
   apply for one field manager (fields it applied before and leaves out now are removed);
-- label selectors of the form `k=v,k2=v2,k3,!k4`.
+- label selectors of the form `k=v,k2=v2,k3,!k4`;
+- a namespace being deleted (`terminate_namespace`): creating anything in it, also by an apply,
+  is refused with 403, as the NamespaceLifecycle admission plugin does; changes are still allowed.
 
 There are no controllers: tests put the pods and objects a controller would make into the store.
 Every successful write is recorded (`writes`), and `crash_after(n)` makes the n-th next write raise
@@ -53,9 +55,13 @@ class Write:
     subresource: str = ""
 
 
-def _error(status: int, reason: str, message: str) -> ApiException:
+def _error(status: int, reason: str, message: str, details: Mapping[str, Any] | None = None) -> ApiException:
     error = ApiException(status=status, reason=reason)
-    error.body = json.dumps({"kind": "Status", "status": "Failure", "reason": reason, "message": message})
+    body: dict[str, Any] = {"kind": "Status", "status": "Failure", "reason": reason, "message": message}
+    if details is not None:
+        body["details"] = dict(details)
+    body["code"] = status
+    error.body = json.dumps(body)
     return error
 
 
@@ -65,6 +71,27 @@ def _modified(resource: Resource, name: str) -> ApiException:
         "Conflict",
         f'Operation cannot be fulfilled on {resource.plural} "{name}": the object has been modified; '
         "please apply your changes to the latest version and try again",
+    )
+
+
+def _namespace_terminating(resource: Resource, namespace: str, name: str) -> ApiException:
+    """What the API server answers (k8s.io/apiserver's NamespaceLifecycle admission)."""
+    return _error(
+        403,
+        "Forbidden",
+        f'{resource.plural} "{name}" is forbidden: unable to create new content in namespace {namespace} '
+        "because it is being terminated",
+        {
+            "name": name,
+            "kind": resource.plural,
+            "causes": [
+                {
+                    "reason": "NamespaceTerminating",
+                    "message": f"namespace {namespace} is being terminated",
+                    "field": "metadata.namespace",
+                }
+            ],
+        },
     )
 
 
@@ -166,6 +193,7 @@ class FakeKube(KubeApi):
         self._crash_in: int | None = None
         self._crash_when: Callable[[Write], bool] | None = None
         self._fail: list[tuple[str, str, ApiException]] = []
+        self.terminating: set[str] = set()
 
     # ---- test controls ----------------------------------------------------------------------------
 
@@ -188,9 +216,15 @@ class FakeKube(KubeApi):
         """The next successful write that `when` picks raises `Crash` once it took effect."""
         self._crash_when = when
 
-    def fail_next(self, verb: str, plural: str, status: int, reason: str = "Injected") -> None:
+    def fail_next(
+        self, verb: str, plural: str, status: int, reason: str = "Injected", message: str | None = None
+    ) -> None:
         """The next `verb` on `plural` answers `status` without taking effect."""
-        self._fail.append((verb, plural, _error(status, reason, f"injected {status}")))
+        self._fail.append((verb, plural, _error(status, reason, message or f"injected {status}")))
+
+    def terminate_namespace(self, namespace: str) -> None:
+        """The namespace is being deleted: from now on nothing new can be created in it."""
+        self.terminating.add(namespace)
 
     def stored(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
         found = self.objects.get(self._key(resource, namespace, name))
@@ -263,6 +297,8 @@ class FakeKube(KubeApi):
     def _create(self, resource: Resource, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         self._injected("create", resource)
         name = body["metadata"]["name"]
+        if namespace in self.terminating:
+            raise _namespace_terminating(resource, namespace, name)
         if self._key(resource, namespace, name) in self.objects:
             raise _error(409, "AlreadyExists", f'{resource.plural} "{name}" already exists')
         stored = copy.deepcopy(dict(body))
@@ -353,6 +389,8 @@ class FakeKube(KubeApi):
         desired = copy.deepcopy(dict(body))
         desired.setdefault("metadata", {})["namespace"] = namespace
         current = self.objects.get(key)
+        if current is None and namespace in self.terminating:
+            raise _namespace_terminating(resource, namespace, name)
         previous = self._applied.get((key, manager), {})
         self._applied[(key, manager)] = copy.deepcopy(desired)
         if current is None:

@@ -427,3 +427,27 @@ def with_name(pod: dict[str, Any], name: str) -> dict[str, Any]:
     pod = copy.deepcopy(pod)
     pod["metadata"]["name"] = name
     return pod
+
+
+def waiting_for_volumes() -> dict[str, Any]:
+    """CreatingVM: scheduled, but the kubelet cannot mount a volume (a missing Secret or ConfigMap),
+    so it made no sandbox and started no container; only FailedMount Events say why."""
+    pod = make_pod(setup=waiting("PodInitializing"), main=waiting("PodInitializing"))
+    status = pod["status"]
+    status["phase"] = "Pending"
+    for key in ("podIP", "podIPs"):
+        status.pop(key)
+    for cond in status["conditions"]:
+        if cond["type"] == "PodReadyToStartContainers":
+            cond["status"] = "False"
+    return pod
+
+
+def setup_image_pull_failed() -> dict[str, Any]:
+    """CreatingVM: the golden image cannot be pulled (setup runs from it, so setup's status says so)."""
+    return make_pod(
+        setup=waiting(
+            "ErrImagePull", 'failed to pull and unpack image "localhost/vmrole-test/web@sha256:00"'
+        ),
+        main=waiting("PodInitializing"),
+    )

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from ..kube.api import PODS, KubeApi
-from ..kube.errors import EXISTS, GONE_OR_REPLACED, unless
+from ..kube.errors import EXISTS, GONE_OR_REPLACED, message_of, refused, unless
 from ..kube.events import EventPoster
 from ..models import VMRole
 from ..specs.resolver_pod import build_resolver_pod, resolver_pod_name
@@ -34,6 +35,15 @@ class Pin:
         return self.image is not None and self.resolved_from == spec_image
 
 
+@dataclass(frozen=True)
+class Resolving:
+    """Where resolving spec.image stands after one step: the pin, and the API server's refusal of
+    the resolver pod (a quota, say), which only a later try can get past."""
+
+    pin: Pin
+    refused: str | None = None
+
+
 def current_pin(role: VMRole, status: Mapping[str, Any]) -> Pin:
     if is_digest_reference(role.spec.image):
         return Pin(role.spec.image, role.spec.image)
@@ -45,8 +55,9 @@ class ImagePinning:
         self.kube = kube
         self.post_event = post_event
 
-    def resolve(self, body: Mapping[str, Any], role: VMRole, pin: Pin, observed: Observed) -> Pin:
-        """Returns the new pin when the resolver pod has reported it, else the current one."""
+    def resolve(self, body: Mapping[str, Any], role: VMRole, pin: Pin, observed: Observed) -> Resolving:
+        """The new pin when the resolver pod has reported it, else the current one. A failure the
+        resolver pod reports is the status writer's to tell (Degraded, one Event per change)."""
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         resolver = build_resolver_pod(role)
         kopf.adopt(resolver, owner=body)  # type: ignore[arg-type]
@@ -54,24 +65,23 @@ class ImagePinning:
         if actual is None:
             # Created, never applied: it is never updated, and a 409 tells an index that has not
             # seen our pod yet apart from a first creation (one Event, not one per run).
-            if unless(EXISTS, lambda: self.kube.create(PODS, namespace, resolver)) is not None:
+            try:
+                created = unless(EXISTS, lambda: self.kube.create(PODS, namespace, resolver))
+            except ApiException as e:
+                if not refused(e):
+                    raise
+                return Resolving(pin, refused=message_of(e))
+            if created is not None:
                 self.post_event(
                     body,
                     "Normal",
                     "ResolvingImage",
                     f"resolving {role.spec.image} to a digest with pod {resolver['metadata']['name']}",
                 )
-            return pin
+            return Resolving(pin)
         resolution = read_resolver_pod(actual)
         if resolution is None or resolution.pinned is None:
-            if resolution is not None and resolution.failure:
-                self.post_event(
-                    body,
-                    "Warning",
-                    "ImageResolutionFailed",
-                    f"spec.image {role.spec.image}: {resolution.failure}",
-                )
-            return pin
+            return Resolving(pin)
         new_pin = Pin(resolution.pinned, role.spec.image)
         patch_role_status(
             self.kube, namespace, name, {"image": new_pin.image, "specImage": new_pin.resolved_from}
@@ -80,7 +90,7 @@ class ImagePinning:
             body, "Normal", "ImagePinned", f"golden image {role.spec.image} pinned as {new_pin.image}"
         )
         self.delete_resolvers(namespace, observed, keep=None)
-        return new_pin
+        return Resolving(new_pin)
 
     def tidy(self, role: VMRole, pin: Pin, namespace: str, observed: Observed) -> None:
         """Resolver pods no longer needed go: all once pinned, else all but the current tag's."""

@@ -9,7 +9,7 @@ in between finds the record and carries on; it never starts the same round or he
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,8 @@ from ..kube.errors import GONE_OR_REPLACED, unless
 from ..kube.events import EventPoster
 from ..models import VMRole
 from ..state.healing import heal_token, plan_heals, round_complete, start_round, unrequested_heals
-from ..state.instance_state import auto_start_deadline
+from ..state.instance_state import auto_start_deadline, list_of
+from ..state.problems import JUDGED_REASONS, Problem
 from ..state.requests import role_reimage_token
 from ..state.role_status import compute_status
 from .image_pinning import Pin
@@ -73,9 +74,10 @@ class StatusWriter:
         pods: list[dict[str, Any]],
         deployment: Mapping[str, Any] | None,
         now: datetime,
+        problems: Sequence[Problem] = (),
     ) -> None:
         namespace, name = body["metadata"]["namespace"], role.name
-        status = compute_status(role, pods, deployment, pin.image, pin.resolved_from, previous, now)
+        status = compute_status(role, pods, deployment, pin.image, pin.resolved_from, previous, now, problems)
         self._advance_reimage_round(body, role, status, deployment, now)
         metrics.set_instance_states(namespace, name, Counter(i["state"] for i in status["instances"]))
         ready: dict[str, bool] = {}
@@ -95,6 +97,7 @@ class StatusWriter:
             patch.update(status)
             patch_role_status(self.kube, namespace, name, patch)
             self._announce_state_changes(body, role, previous, status, pods, now)
+            self._announce_problem(body, previous, status)
             self.settings.announce(body, role, previous.get("settings"), status["settings"])
         # Committed in status (above, or by an earlier run): now act on it.
         self.settings.reboot(role, pods, status["settings"])
@@ -141,6 +144,16 @@ class StatusWriter:
             )
         status["lastReimage"] = last
 
+    def _announce_problem(
+        self, body: Mapping[str, Any], previous: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> None:
+        """One Warning Event, named after the reason, whenever Degraded takes a judged reason it did
+        not have: the same reason with a new message (one more instance stuck, say) is no new Event,
+        the condition tells the latest."""
+        now, before = _judged_problem(status), _judged_problem(previous)
+        if now is not None and (before is None or now[0] != before[0]):
+            self.post_event(body, "Warning", now[0], now[1])
+
     def _announce_state_changes(
         self,
         body: Mapping[str, Any],
@@ -171,3 +184,13 @@ class StatusWriter:
                     "AutoStartTimeout",
                     f"auto-start checks did not all pass within {timeout_s}s (spec.autoStartTimeoutSeconds)",
                 )
+
+
+def _judged_problem(status: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(reason, message) of a Degraded condition that is True for a judged reason, else None."""
+    for cond in list_of(status.get("conditions")):
+        if isinstance(cond, Mapping) and cond.get("type") == c.CONDITION_DEGRADED:
+            reason = str(cond.get("reason"))
+            if cond.get("status") == "True" and reason in JUDGED_REASONS:
+                return reason, str(cond.get("message", ""))
+    return None

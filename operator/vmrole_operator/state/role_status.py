@@ -27,6 +27,7 @@ from .instance_state import (
     pod_status_of,
 )
 from .names import instance_number, name_of
+from .problems import Problem
 from .scheduling import unschedulable_instances
 
 _MAX_NAMED_IN_MESSAGE = 10
@@ -148,16 +149,21 @@ def _progressing(
     )
 
 
-def _degraded(instances: Sequence[Mapping[str, Any]], generation: int | None) -> dict[str, Any]:
+def _degraded(
+    instances: Sequence[Mapping[str, Any]], problems: Sequence[Problem], generation: int | None
+) -> dict[str, Any]:
     failing = [i for i in instances if i["state"] in FAILING_STATES]
-    if not failing:
+    parts = [p.message for p in problems]
+    if failing:
+        named = [f"{i['name']} is {i['state']}" for i in failing[:_MAX_NAMED_IN_MESSAGE]]
+        more = len(failing) - len(named)
+        parts.append(", ".join(named) + (f" and {more} more" if more > 0 else ""))
+    if not parts:
         return _condition_entry(
             c.CONDITION_DEGRADED, False, "AllInstancesHealthy", "no instance is failing", generation
         )
-    named = [f"{i['name']} is {i['state']}" for i in failing[:_MAX_NAMED_IN_MESSAGE]]
-    more = len(failing) - len(named)
-    message = ", ".join(named) + (f" and {more} more" if more > 0 else "")
-    return _condition_entry(c.CONDITION_DEGRADED, True, "InstancesFailing", message, generation)
+    reason = problems[0].reason if problems else "InstancesFailing"
+    return _condition_entry(c.CONDITION_DEGRADED, True, reason, "; ".join(parts), generation)
 
 
 def _schedulable(role: VMRole, pods: Sequence[Mapping[str, Any]], generation: int | None) -> dict[str, Any]:
@@ -185,11 +191,13 @@ def compute_status(
     spec_image_pinned_from: str | None,
     previous_status: Mapping[str, Any] | None,
     now: datetime,
+    problems: Sequence[Problem] = (),
 ) -> dict[str, Any]:
     """The VMRole's status (camelCase, JSON-ready) from its pods and Deployment.
 
     `pinned_image`/`spec_image_pinned_from` are the digest reference in use and the spec.image it
     was resolved from; the image counts as pinned only while the latter equals spec.image.
+    `problems` (state/problems.py), most specific first, make the role Degraded.
     """
     previous = previous_status or {}
     generation = role.metadata.get("generation")
@@ -210,7 +218,7 @@ def compute_status(
         [
             _available(role, ready, generation),
             _progressing(role, deployment, pinned, generation),
-            _degraded(instances, generation),
+            _degraded(instances, problems, generation),
             _schedulable(role, pods, generation),
         ],
         now,

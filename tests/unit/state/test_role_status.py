@@ -11,6 +11,7 @@ import pytest
 
 from tests.support import pods as pf
 from vmrole_operator.models import VMRole, VMRoleStatus
+from vmrole_operator.state.problems import Problem
 from vmrole_operator.state.role_status import compute_status, merge_conditions
 
 from .objects import deployment, role
@@ -236,3 +237,18 @@ def test_schedulable_condition_counts_every_stuck_instance() -> None:
     cond = conditions(status_of(role(), stuck))["Schedulable"]
     assert "(and 2 more)" in cond["message"]
     assert "spec.spread" not in cond["message"]
+
+
+def test_a_judged_problem_names_the_degraded_reason_and_failing_instances_are_still_listed() -> None:
+    problems = [Problem("QuotaExceeded", "instances not created: quota"), Problem("Unschedulable", "x")]
+    r = role()
+    degraded = conditions(compute_status(r, all_pods(), deployment(), pf.IMAGE, None, None, LATER, problems))[
+        "Degraded"
+    ]
+    assert (degraded["status"], degraded["reason"]) == ("True", "QuotaExceeded")
+    assert degraded["message"] == (
+        "instances not created: quota; x; web-7d9c5b6f4-ccccc is FailedStartingRole"
+    )
+    healthy = [pf.with_name(pf.role_ready(), "web-7d9c5b6f4-aaaaa")]
+    only = conditions(compute_status(r, healthy, deployment(), pf.IMAGE, None, None, LATER, problems[1:]))
+    assert (only["Degraded"]["reason"], only["Degraded"]["message"]) == ("Unschedulable", "x")
