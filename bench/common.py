@@ -41,7 +41,7 @@ T = TypeVar("T")
 
 def bench_operator(log: Path, run: str, namespaces: str) -> Any:
     """The operator under benchmark, watching `namespaces`, naming instances of run `run` only."""
-    from tests.e2e.operator_process import OperatorProcess
+    from tests.support.operator_process import OperatorProcess
 
     webhook = (f"vmrole-operator-bench-{run}", f"{BENCH_OPERATOR_LABEL}={run}")
     return OperatorProcess(log, namespaces=namespaces, webhook=webhook)

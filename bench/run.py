@@ -1,6 +1,6 @@
 """`python -m bench.run` (behind `make bench`): every benchmark, a markdown table, JSON and plots.
 
-Runs the operator as a real local process (tests/e2e/operator_process.py) that watches only this
+Runs the operator as a real local process (tests/support/operator_process.py) that watches only this
 run's namespaces (`bench-<run>-*`; the scale benchmark's own operator watches `bench-<run>s-*`), so
 it never touches anything else on the cluster. `--smoke` is the tiny version `make test` runs.
 """
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.operator_process import OperatorProcess
+from tests.support.operator_process import OperatorProcess
 
 from . import apply, busy, dropped, reimage, report, scale
 from .common import CLUSTER_DIR, REPO, Kube, bench_operator, kubectl, run_id

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes.client.rest import ApiException
-from tests.e2e.operator_process import OperatorProcess
+from tests.support.operator_process import OperatorProcess
 
 from .common import (
     GROUP,

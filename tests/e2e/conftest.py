@@ -13,9 +13,10 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from tests.support.operator_process import OperatorProcess
+
 from .incluster import InClusterOperator
 from .kube import Kube
-from .operator_process import OperatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
 # Every namespace of one test session starts with this, and the session's operator watches only

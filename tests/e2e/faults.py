@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.operator_process import OperatorLog
+
 from .kube import Kube
-from .operator_process import OperatorLog
 from .roles import instances
 from .traffic import audited_pod_deletes
 

@@ -17,8 +17,9 @@ from typing import Any
 
 from kubernetes import client
 
+from tests.support.operator_process import OperatorLog
+
 from .kube import Kube
-from .operator_process import OperatorLog
 
 NAMESPACE = "vmrole-system"
 NAME = "vmrole-operator"

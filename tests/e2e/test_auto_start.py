@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.operator_process import OperatorProcess
+
 from .conftest import kubectl
 from .incluster import InClusterOperator
 from .kube import Kube
-from .operator_process import OperatorProcess
 from .roles import create_role, get_role, instances, role_manifest, wait_available
 from .traffic import EndpointSampler
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.operator_process import OperatorProcess
 from tests.support.tcp_proxy import CuttableProxy
 
 from .conftest import E2E_OPERATOR_LABEL, REPO, create_namespace, kubectl
@@ -31,7 +32,6 @@ from .faults import (
     uids,
 )
 from .kube import Kube
-from .operator_process import OperatorProcess
 from .roles import get_role, instances, observed_after, patch_role, ready_role, settled
 from .traffic import EndpointSampler, instance_deletes
 

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.operator_process import OperatorProcess
+
 from .conftest import kubectl
 from .kube import Kube, http_get, restricted_pod_spec
-from .operator_process import OperatorProcess
 from .roles import (
     create_role,
     get_role,

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from tests.support.operator_process import OperatorProcess
+
 from .conftest import kubectl
 from .incluster import InClusterOperator
 from .kube import WEB_IMAGE, Kube
-from .operator_process import OperatorProcess
 from .roles import condition, create_role, get_role, role_manifest, wait_available
 
 pytestmark = pytest.mark.usefixtures("operator")

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.operator_process import OperatorProcess
+
 from .conftest import kubectl
 from .incluster import InClusterOperator
 from .kube import Kube
-from .operator_process import OperatorProcess
 from .roles import create_role, get_role, instances, patch_role, role_manifest, wait_available
 
 pytestmark = pytest.mark.usefixtures("operator")

@@ -9,9 +9,10 @@ import time
 import pytest
 from kubernetes.client.rest import ApiException
 
+from tests.support.operator_process import OperatorProcess
+
 from .conftest import REPO, kubectl
 from .kube import Kube, http_get
-from .operator_process import OperatorProcess
 from .roles import (
     ANSWER,
     condition,

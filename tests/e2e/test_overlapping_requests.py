@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.operator_process import OperatorProcess
+
 from .conftest import kubectl
 from .faults import left_pool, no_tracebacks, replaced_once, uids
 from .kube import Kube
-from .operator_process import OperatorProcess
 from .roles import (
     create_role,
     get_role,

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.operator_process import OperatorProcess
+
 from .conftest import REPO, kubectl
 from .kube import Kube
-from .operator_process import OperatorProcess
 from .roles import get_role, instances, patch_role, ready_role, settled
 from .traffic import instance_deletes
 
