@@ -79,7 +79,8 @@ def test_empty_dir_survives_container_restart_but_not_pod_replacement(kube: Kube
     kubectl("exec", "-n", namespace, name, "--", "sh", "-c", "echo kept > /scratch/marker")
 
     # Killing PID 1 ends the container; the kubelet restarts it in the same pod.
-    kubectl("exec", "-n", namespace, name, "--", "kill", "1")
+    # The exec may die with the container it killed (137 on kind): its exit code says nothing.
+    kubectl("exec", "-n", namespace, name, "--", "kill", "1", check=False)
     kube.wait_for(
         lambda: kube.pod(namespace, name)["status"]["containerStatuses"][0]["restartCount"] >= 1,
         60,

@@ -129,7 +129,9 @@ def test_main_process_killed_leaves_rotation_until_back_and_keeps_disk(kube: Kub
     name, ip = pod["metadata"]["name"], pod["status"]["podIP"]
     kubectl("exec", "-n", namespace, name, "--", "sh", "-c", "echo before > /scratch/marker")
 
-    kubectl("exec", "-n", namespace, name, "--", "kill", "1")
+    # The exec may die with the container it killed (137 on kind): its exit code says nothing.
+
+    kubectl("exec", "-n", namespace, name, "--", "kill", "1", check=False)
     kube.wait_for(lambda: kube.endpoint_states(namespace, "web").get(ip) is False, 30, "out of rotation")
     kube.wait_for(lambda: kube.endpoint_states(namespace, "web").get(ip), 90, "back in rotation")
     after = kube.pod(namespace, name)

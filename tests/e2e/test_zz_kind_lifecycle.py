@@ -17,9 +17,13 @@ import pytest
 
 from .conftest import REPO, kubectl
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("CLUSTER", "local") != "kind", reason="only CLUSTER=kind starts and stops a kind cluster"
-)
+# Serial: it stops the cluster every other test uses.
+pytestmark = [
+    pytest.mark.serial,
+    pytest.mark.skipif(
+        os.environ.get("CLUSTER", "local") != "kind", reason="only CLUSTER=kind starts and stops a kind cluster"
+    ),
+]
 CLUSTER_PY = str(REPO / "hack" / "cluster.py")
 HOST_BEFORE = Path("/run/vmrole-docker/host-before.json")
 
