@@ -41,8 +41,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--dropped-rate", type=float, default=50, help="requests per second")
     p.add_argument("--rolling-window", type=float, default=60, help="seconds of load per rolling replacement")
     p.add_argument("--rolling-rounds", type=int, default=1)
-    # 10,000 is not in the default: on the 2-core machine the restarted operator does not settle
-    # (README, Performance); ask for it with --scale-sizes 1000,10000.
+    # 10,000 is not in the default (bench/README.md has its run): ask with --scale-sizes 1000,10000.
     p.add_argument("--scale-sizes", default="1000", help="role counts, smallest first")
     p.add_argument("--scale-timeout", type=float, default=3600)
     p.add_argument("--scale-nodes", type=int, default=5, help="fake kwok nodes")

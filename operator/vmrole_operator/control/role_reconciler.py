@@ -118,7 +118,7 @@ class RoleReconciler:
             # Pods came, went or changed: the instance list may have, and the room to surge.
             for child in self._children(body, role, pin, None, topology, observed):
                 if (child["kind"], child["metadata"]["name"]) in self._pod_driven(role):
-                    self._apply_child(body, child, observed)
+                    self._apply_child(body, child, observed, repair_event=False)
         if not self.names.keep(body, role.name, observed.pods):
             nudge(self.kube, role, observed.pods)
         now = self.clock.now()
@@ -192,16 +192,26 @@ class RoleReconciler:
         else:
             self.pinning.tidy(role, pin, namespace, observed)
         deployment = observed.child("Deployment", role.name)
+        pod_driven = self._pod_driven(role)
         for child in children:
-            applied = self._apply_child(body, child, observed)
+            key = (child["kind"], child["metadata"]["name"])
+            applied = self._apply_child(body, child, observed, repair_event=key not in pod_driven)
             if child["kind"] == "Deployment":
                 deployment = applied
         self._delete_unwanted(body, {(ch["kind"], ch["metadata"]["name"]) for ch in children}, observed)
         return deployment
 
     def _apply_child(
-        self, body: Mapping[str, Any], desired: dict[str, Any], observed: Observed
+        self,
+        body: Mapping[str, Any],
+        desired: dict[str, Any],
+        observed: Observed,
+        *,
+        repair_event: bool = True,
     ) -> dict[str, Any]:
+        """Server-side applies `desired` when it drifted. `repair_event=False` for a child whose
+        content follows the pods: its updates are routine, and an Event each would cost a write per
+        pod change."""
         namespace, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
         actual = observed.child(desired["kind"], name)
         if actual is not None and not child_differs(desired, actual):
@@ -216,9 +226,10 @@ class RoleReconciler:
             force=True,
         )
         verb = "Created" if actual is None else "Repaired"
-        self.post_event(
-            body, "Normal", f"{verb}{desired['kind']}", f"{verb.lower()} {desired['kind']} {name}"
-        )
+        if actual is None or repair_event:
+            self.post_event(
+                body, "Normal", f"{verb}{desired['kind']}", f"{verb.lower()} {desired['kind']} {name}"
+            )
         return trim_child(applied)
 
     def _delete_unwanted(

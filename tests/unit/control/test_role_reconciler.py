@@ -282,9 +282,16 @@ def test_the_instance_list_follows_the_pods_and_running_instances_are_nudged_onc
         for name in ("web-a", "web-b")
     }
     assert len(set(versions.values())) == 1  # both told the same content
+    # Following the pods is routine, not a repair: an Event each time would be a write per change.
+    assert "RepairedConfigMap" not in op.reasons()
     before = len(kube.writes)
     op.run(Work.STATUS)
     assert kube.writes[before:] == []  # told once
+    instance_pod(kube, stored_role(kube), "web-c", ip="10.244.0.12")
+    op.run()
+    assert "web_IN_2 10.244.0.12" in kube.stored(CONFIGMAPS, "ns", "web-instances")["data"]["instances"]
+    assert "RepairedConfigMap" not in op.reasons()
+    assert op.reasons().count("CreatedConfigMap") == 1
 
 
 def test_a_replacement_takes_over_the_name_once_it_is_in_rotation() -> None:
