@@ -21,7 +21,8 @@ from .conftest import REPO, kubectl
 pytestmark = [
     pytest.mark.serial,
     pytest.mark.skipif(
-        os.environ.get("CLUSTER", "local") != "kind", reason="only CLUSTER=kind starts and stops a kind cluster"
+        os.environ.get("CLUSTER", "local") != "kind",
+        reason="only CLUSTER=kind starts and stops a kind cluster",
     ),
 ]
 CLUSTER_PY = str(REPO / "hack" / "cluster.py")

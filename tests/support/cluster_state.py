@@ -86,6 +86,8 @@ def instance_pod(
             "kind": "ReplicaSet",
             "name": f"{role['metadata']['name']}-abc",
             "uid": "rs-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
         }
     ]
     spec = template["spec"]

@@ -157,14 +157,23 @@ class WithdrawnReimageSteps:
         self.post_event(pod, "Normal", "ReimageWithdrawn", "reimage request removed: the instance stays")
 
 
-def back_to_pool(_: Mapping[str, Any]) -> dict[str, Any]:
-    """Into the ReplicaSet's selector again, and no reimage under way; the request too, if any."""
-    return {
-        "metadata": {
-            "labels": {c.IN_POOL_LABEL: "true"},
-            "annotations": {c.REIMAGE_ANNOTATION: None, c.REIMAGE_STARTED_ANNOTATION: None},
-        }
+def back_to_pool(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """Into the ReplicaSet's selector again, and no reimage under way; the request too, if any. The
+    role stops being its controller, so the ReplicaSet adopts it again."""
+    patch: dict[str, Any] = {
+        "labels": {c.IN_POOL_LABEL: "true"},
+        "annotations": {c.REIMAGE_ANNOTATION: None, c.REIMAGE_STARTED_ANNOTATION: None},
     }
+    refs = [dict(r) for r in (pod.get("metadata") or {}).get("ownerReferences") or []]
+    if any(_role_controls(r) for r in refs):
+        patch["ownerReferences"] = [dict(r, controller=False) if _role_controls(r) else r for r in refs]
+    return {"metadata": patch}
+
+
+def _role_controls(ref: Mapping[str, Any]) -> bool:
+    return (
+        bool(ref.get("controller")) and ref.get("kind") == c.KIND and ref.get("apiVersion") == c.API_VERSION
+    )
 
 
 def _requested(pod: Mapping[str, Any]) -> bool:
@@ -172,22 +181,27 @@ def _requested(pod: Mapping[str, Any]) -> bool:
 
 
 def _leave_pool(pod: Mapping[str, Any], role_body: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    """Out of the ReplicaSet's selector, owned by the role (so deleting the role still collects it),
-    and the start time that bounds the surge wait across restarts."""
+    """Out of the ReplicaSet's selector, and the start time that bounds the surge wait across
+    restarts. The role takes over from the ReplicaSet as the pod's controller: deleting the role
+    still collects it, and `kubectl drain` (which refuses pods with no controller unless forced)
+    and other eviction tools still treat it as a replicated pod."""
     meta = pod["metadata"]
-    refs = [dict(r) for r in meta.get("ownerReferences") or []]
     role_uid = role_body["metadata"]["uid"]
-    if not any(r.get("uid") == role_uid for r in refs):
-        refs.append(
-            {
-                "apiVersion": c.API_VERSION,
-                "kind": c.KIND,
-                "name": role_body["metadata"]["name"],
-                "uid": role_uid,
-                "controller": False,
-                "blockOwnerDeletion": False,
-            }
-        )
+    refs = [
+        dict(r)
+        for r in meta.get("ownerReferences") or []
+        if not r.get("controller") and r.get("uid") != role_uid
+    ]
+    refs.append(
+        {
+            "apiVersion": c.API_VERSION,
+            "kind": c.KIND,
+            "name": role_body["metadata"]["name"],
+            "uid": role_uid,
+            "controller": True,
+            "blockOwnerDeletion": False,
+        }
+    )
     started = (meta.get("annotations") or {}).get(c.REIMAGE_STARTED_ANNOTATION) or format_time(now)
     return {
         "metadata": {

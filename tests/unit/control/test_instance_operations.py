@@ -59,7 +59,10 @@ def test_the_victim_leaves_the_pool_owned_by_the_role_and_out_of_rotation_before
     meta = before_delete["metadata"]
     assert c.IN_POOL_LABEL not in meta["labels"]
     assert meta["labels"][c.IN_ROTATION_LABEL] == "reimage"
-    assert any(r["kind"] == "VMRole" and r["name"] == "web" for r in meta["ownerReferences"])
+    # The role is its controller now, in place of the ReplicaSet: `kubectl drain` evicts only pods
+    # that have one, and the ReplicaSet must not adopt it back.
+    [controller] = [r for r in meta["ownerReferences"] if r.get("controller")]
+    assert (controller["kind"], controller["name"]) == ("VMRole", "web")
     assert c.REIMAGE_STARTED_ANNOTATION in meta["annotations"]
 
 
@@ -462,6 +465,8 @@ def test_a_reimage_withdrawn_during_the_surge_wait_puts_the_victim_back_and_dele
     assert back is not None
     assert back["metadata"]["labels"][c.IN_POOL_LABEL] == "true"
     assert c.REIMAGE_STARTED_ANNOTATION not in back["metadata"]["annotations"]
+    # No controller: the ReplicaSet adopts it again.
+    assert not any(r.get("controller") for r in back["metadata"]["ownerReferences"])
     assert not reimage_withdrawn(back)
     assert world.kube.count("delete", "pods", "web-a") == 0
     assert world.reasons("web-a") == ["ReimageStarted", "ReimageWithdrawn"]
