@@ -80,6 +80,11 @@ def structural(
     resolved = _resolve(node, defs)
     out: dict[str, Any] = {}
     for key, value in resolved.items():
+        if key == "const":
+            # A one-value Literal: structural schemas have no `const`, and dropping it would let the
+            # API server admit what the model refuses.
+            out["enum"] = [value]
+            continue
         if key not in _KEPT or (key == "default" and not keep_defaults):
             continue
         if key == "properties":

@@ -120,8 +120,17 @@ def test_the_healing_example_reimages_a_crash_looping_instance(kube: Kube, names
         180,
         "heal",
     )
-    events = kube.core.list_namespaced_event(namespace, field_selector="involvedObject.name=flaky").items
-    assert any(e.reason == "Healing" for e in events)
+    # The heal is recorded in status before it is requested and told: the Event follows.
+    kube.wait_for(
+        lambda: any(
+            e.reason == "Healing"
+            for e in kube.core.list_namespaced_event(
+                namespace, field_selector="involvedObject.name=flaky"
+            ).items
+        ),
+        30,
+        "the Healing Event",
+    )
 
 
 def test_the_settings_example_writes_one_file_per_key(kube: Kube, namespace: str) -> None:

@@ -224,6 +224,8 @@ def test_defaults(schema: dict[str, Any]) -> None:
     assert node_at(schema, ".spec.autoStart[].httpGet.path")["default"] == "/"
     assert node_at(schema, ".spec.autoStart[].httpGet.scheme")["enum"] == ["HTTP", "HTTPS"]
     assert node_at(schema, ".spec.endpoints.input[].protocol")["enum"] == ["TCP", "UDP", "SCTP"]
+    # A one-value Literal (pydantic's `const`) is an enum too, or the API server admits any string.
+    assert node_at(schema, ".spec.env[].valueFrom.fieldRef.apiVersion")["enum"] == ["v1"]
     assert node_at(schema, ".spec.endpoints.serviceType")["default"] == "ClusterIP"
     assert node_at(schema, ".spec.securityContext.runAsUser")["default"] == 65532
 
