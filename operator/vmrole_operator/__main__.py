@@ -15,6 +15,7 @@ import os
 import kopf
 
 from . import handlers  # noqa: F401 - registers the handlers
+from .kopf_namespaces import install as install_kopf_namespaces
 from .kopf_toggles import install as install_kopf_toggles
 from .metrics import start_metrics_server
 
@@ -33,6 +34,7 @@ def limit_malloc_arenas() -> None:
 def main() -> None:
     limit_malloc_arenas()
     install_kopf_toggles()
+    install_kopf_namespaces()
     log_format = (
         kopf.LogFormat.PLAIN if os.environ.get("VMROLE_LOG_FORMAT") == "plain" else kopf.LogFormat.JSON
     )

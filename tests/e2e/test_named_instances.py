@@ -51,7 +51,9 @@ def settled_names(kube: Kube, namespace: str, count: int) -> dict[str, str]:
         live = [p for p in instances(kube, namespace, "web") if p["status"].get("phase") not in FINISHED]
         ready = all(kube.pod_ready(namespace, p["metadata"]["name"]) for p in live)
         wanted = {f"web_IN_{n}" for n in range(count)}
-        return held if set(held) == wanted and len(live) == count and ready else None
+        # Held by live pods: a finished pod may still carry its name until the operator takes it off.
+        by_live = set(held.values()) <= {p["metadata"]["name"] for p in live}
+        return held if set(held) == wanted and len(live) == count and ready and by_live else None
 
     return kube.wait_for(done, 180, f"names web_IN_0..{count - 1} held by ready pods")
 
