@@ -15,7 +15,7 @@ from vmrole_operator.control.instance_api import InstanceApi
 from vmrole_operator.control.role_reader import RoleReader
 from vmrole_operator.control.role_reconciler import RoleReconciler
 from vmrole_operator.control.role_workers import Work
-from vmrole_operator.kube.api import MERGE_PATCH, PODS, VMROLES
+from vmrole_operator.kube.api import ENDPOINT_SLICES, MERGE_PATCH, PODS, VMROLES
 
 DIGEST_IMAGE = "localhost/vmrole-test/web@sha256:" + "b" * 64
 Event = tuple[str, str, str]
@@ -44,6 +44,17 @@ class World:
         return self.kube.patch(
             PODS, "ns", name, {"metadata": {"annotations": annotations}}, content_type=MERGE_PATCH
         )
+
+    def serving(self, *ips: str) -> dict[str, Any]:
+        """The input Service `web`'s EndpointSlice with `ips` ready; put it again to change them."""
+        endpoint_slice = {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": "web-x", "namespace": "ns", "labels": {"kubernetes.io/service-name": "web"}},
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips],
+        }
+        self.kube.put(ENDPOINT_SLICES, endpoint_slice)
+        return endpoint_slice
 
     def stored(self, name: str) -> dict[str, Any] | None:
         return self.kube.stored(PODS, "ns", name)

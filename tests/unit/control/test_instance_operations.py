@@ -17,7 +17,7 @@ from vmrole_operator.control.reboot import RebootSteps
 from vmrole_operator.control.reimage import ReimageSteps, WithdrawnReimageSteps
 from vmrole_operator.control.role_reader import RoleReader
 from vmrole_operator.control.rotation import RotationSteps, rotation_out_of_step
-from vmrole_operator.kube.api import ENDPOINT_SLICES, MERGE_PATCH, PODS, VMROLES
+from vmrole_operator.kube.api import MERGE_PATCH, PODS, VMROLES
 from vmrole_operator.state.requests import reimage_withdrawn
 
 
@@ -74,17 +74,11 @@ def test_reimage_waits_for_the_victims_endpoint_to_drain() -> None:
     world.pod("web-a", ip="10.244.0.10")
     world.pod("web-b", ip="10.244.0.11")
     world.pod("web-c", ip="10.244.0.12", labels={c.IN_POOL_LABEL: "true"})  # the pool is whole already
-    endpoint_slice = {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {"name": "web-x", "namespace": "ns", "labels": {"kubernetes.io/service-name": "web"}},
-        "endpoints": [{"addresses": ["10.244.0.10"], "conditions": {"ready": True}}],
-    }
-    world.kube.put(ENDPOINT_SLICES, endpoint_slice)
+    world.serving("10.244.0.10")
 
     def controller(sleeps: int) -> None:
         if sleeps == 3:  # the EndpointSlice controller drops the victim a moment after the label
-            world.kube.put(ENDPOINT_SLICES, {**endpoint_slice, "endpoints": []})
+            world.serving()  # none ready
 
     world.clock.hooks.append(controller)
     victim = world.annotate("web-a", **{c.REIMAGE_ANNOTATION: "t-1"})
@@ -348,18 +342,12 @@ def test_a_reimage_asked_for_during_a_reboots_drain_wins() -> None:
         autoStart=[{"name": "http", "tcpSocket": {"port": 8080}}],
     )
     world.pod("web-a", ip="10.244.0.10")
-    endpoint_slice = {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {"name": "web-x", "namespace": "ns", "labels": {"kubernetes.io/service-name": "web"}},
-        "endpoints": [{"addresses": ["10.244.0.10"], "conditions": {"ready": True}}],
-    }
-    world.kube.put(ENDPOINT_SLICES, endpoint_slice)
+    world.serving("10.244.0.10")
 
     def during_drain(sleeps: int) -> None:
         if sleeps == 1:
             world.annotate("web-a", **{c.REIMAGE_ANNOTATION: "t-1"})
-            world.kube.put(ENDPOINT_SLICES, {**endpoint_slice, "endpoints": []})
+            world.serving()  # none ready
 
     world.clock.hooks.append(during_drain)
     pod = world.annotate("web-a", **{c.REBOOT_ANNOTATION: "r-1"})
