@@ -36,6 +36,7 @@ from .kube.api import PODS, KubeApi
 from .kube.errors import describe, transient
 from .kube.events import post_event
 from .models import VMRole, parse_role
+from .state.node_images import NodeImages
 from .state.requests import request_problems
 from .state.role_changes import RoleChanges
 
@@ -75,7 +76,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     kube = _kube_api()
     roles = RoleReader(kube)
     check_image = os.environ.get(c.CHECK_IMAGE_ENV) or c.DEFAULT_CHECK_IMAGE
-    reconciler = RoleReconciler(kube, roles, check_image, post_event)
+    memo.node_images = NodeImages()
+    reconciler = RoleReconciler(kube, roles, check_image, post_event, node_images=memo.node_images)
     memo.indexed = IndexedObjects()
     memo.workers = RoleWorkers(reconciler.run, memo.indexed.snapshot, WORKER_THREADS)
     memo.operations = InstanceOperations(kube, roles, post_event)
@@ -171,9 +173,11 @@ async def instance_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, *
 
 @kopf.on.event("", "v1", "nodes")
 async def node_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **kwargs: Any) -> None:
-    """A cordoned node's instances are replaced surge first; uncordoning withdraws what still serves."""
+    """A cordoned node's instances are replaced surge first; uncordoning withdraws what still serves.
+    The images a node holds may pin a tag with no resolver pod."""
     memo.indexed.remember(kwargs)
     memo.nodes.node_changed(body, deleted=type == "DELETED")
+    memo.node_images.node_changed(body, deleted=type == "DELETED")
 
 
 REQUEST_ANNOTATIONS = (c.REIMAGE_ANNOTATION, c.REBOOT_ANNOTATION, c.BUSY_ANNOTATION)

@@ -188,7 +188,8 @@ def test_a_namespace_being_deleted_stops_the_role_quietly(
     pod a quota refused. Cluster-wide, the namespace controller deleting the children has the same
     effect (unit-tested): the operator tries to create them again, and is refused the same way."""
     limit_pods(kube, namespace, 0)
-    create_role(kube, namespace, role_manifest())
+    # A tag no node holds, so it needs a resolver pod (one the nodes hold is pinned from their lists).
+    create_role(kube, namespace, role_manifest(image=f"{WEB_IMAGE}:no-such-tag"))
     cond = wait_degraded(kube, namespace, "web", "QuotaExceeded")
     assert cond["message"].startswith("image resolver pod not created: ")
     hold = _hold_role_deletion(namespace)

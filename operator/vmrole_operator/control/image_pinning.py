@@ -1,8 +1,10 @@
-"""Pinning the golden image: a tag becomes a digest through a resolver pod, before any instance runs.
+"""Pinning the golden image: a tag becomes a digest before any instance runs.
 
-A digest in spec.image is used as it is. For a tag, the resolver pod (specs/resolver_pod.py) makes
-the kubelet resolve it; its reported digest is written to `status.image` (with `status.specImage`,
-the tag it came from), and only then is the Deployment created or rolled, always with the digest.
+A digest in spec.image is used as it is. A tag that the nodes already hold under one digest is
+pinned from their image lists (state/node_images.py) at once; any other tag goes to a resolver pod
+(specs/resolver_pod.py), which makes the kubelet resolve it. The digest is written to `status.image`
+(with `status.specImage`, the tag it came from), and only then is the Deployment created or rolled,
+always with the digest.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..kube.errors import EXISTS, GONE_OR_REPLACED, message_of, refused, unless
 from ..kube.events import EventPoster
 from ..models import VMRole
 from ..specs.resolver_pod import build_resolver_pod, resolver_pod_name
+from ..state.node_images import NodeImages
 from ..state.observed import Observed
 from ..state.pinning import is_digest_reference, read_resolver_pod
 from .status_io import patch_role_status
@@ -51,14 +54,18 @@ def current_pin(role: VMRole, status: Mapping[str, Any]) -> Pin:
 
 
 class ImagePinning:
-    def __init__(self, kube: KubeApi, post_event: EventPoster) -> None:
+    def __init__(self, kube: KubeApi, post_event: EventPoster, node_images: NodeImages | None = None) -> None:
         self.kube = kube
         self.post_event = post_event
+        self.node_images = node_images or NodeImages()
 
     def resolve(self, body: Mapping[str, Any], role: VMRole, pin: Pin, observed: Observed) -> Resolving:
-        """The new pin when the resolver pod has reported it, else the current one. A failure the
-        resolver pod reports is the status writer's to tell (Degraded, one Event per change)."""
-        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        """The new pin when the nodes or the resolver pod tell it, else the current one. A failure
+        the resolver pod reports is the status writer's to tell (Degraded, one Event per change)."""
+        held = self.node_images.pin_for(role.spec.image, role.spec.nodeSelector or {})
+        if held is not None:
+            return Resolving(self._pin(body, role, held, observed, "the digest its nodes hold"))
+        namespace = body["metadata"]["namespace"]
         resolver = build_resolver_pod(role)
         kopf.adopt(resolver, owner=body)  # type: ignore[arg-type]
         actual = observed.resolver(resolver["metadata"]["name"])
@@ -82,15 +89,18 @@ class ImagePinning:
         resolution = read_resolver_pod(actual)
         if resolution is None or resolution.pinned is None:
             return Resolving(pin)
-        new_pin = Pin(resolution.pinned, role.spec.image)
-        patch_role_status(
-            self.kube, namespace, name, {"image": new_pin.image, "specImage": new_pin.resolved_from}
-        )
+        source = f"the digest pod {resolver['metadata']['name']} pulled"
+        return Resolving(self._pin(body, role, resolution.pinned, observed, source))
+
+    def _pin(self, body: Mapping[str, Any], role: VMRole, image: str, observed: Observed, source: str) -> Pin:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        pin = Pin(image, role.spec.image)
+        patch_role_status(self.kube, namespace, name, {"image": pin.image, "specImage": pin.resolved_from})
         self.post_event(
-            body, "Normal", "ImagePinned", f"golden image {role.spec.image} pinned as {new_pin.image}"
+            body, "Normal", "ImagePinned", f"golden image {role.spec.image} pinned as {pin.image} ({source})"
         )
         self.delete_resolvers(namespace, observed, keep=None)
-        return Resolving(new_pin)
+        return pin
 
     def tidy(self, role: VMRole, pin: Pin, namespace: str, observed: Observed) -> None:
         """Resolver pods no longer needed go: all once pinned, else all but the current tag's."""

@@ -24,6 +24,7 @@ from ..specs.children import build_children
 from ..specs.drift import child_differs
 from ..specs.environment import topology_configmap_name
 from ..state.instance_state import seconds_to_next_deadline
+from ..state.node_images import NodeImages
 from ..state.observed import Observed, trim_child
 from ..state.problems import answer_config_map, next_volume_deadline, role_problems, waiting_for_volumes_since
 from ..state.scheduling import room_to_surge
@@ -59,6 +60,7 @@ class RoleReconciler:
         check_image: str,
         post_event: EventPoster,
         clock: Clock | None = None,
+        node_images: NodeImages | None = None,
     ) -> None:
         self.kube = kube
         self.clock = clock or Clock()
@@ -67,7 +69,7 @@ class RoleReconciler:
         self.terminating = TerminatingNamespaces()
         post_event = self.terminating.gate(post_event)
         self.post_event = post_event
-        self.pinning = ImagePinning(kube, post_event)
+        self.pinning = ImagePinning(kube, post_event, node_images)
         self.status = StatusWriter(kube, post_event)
         self.names = InstanceNames(kube, post_event)
 

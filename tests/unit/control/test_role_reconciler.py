@@ -23,6 +23,7 @@ from vmrole_operator.kube.api import (
     SERVICES,
     VMROLES,
 )
+from vmrole_operator.state.node_images import NodeImages
 
 DIGEST_IMAGE = "localhost/vmrole-test/web@sha256:" + "b" * 64
 ENDPOINTS = {
@@ -37,11 +38,11 @@ Event = tuple[str, str, str, str]
 class Operator:
     """One operator process: a reconciler over the shared API; a new one is a restart."""
 
-    def __init__(self, kube: FakeKube) -> None:
+    def __init__(self, kube: FakeKube, node_images: NodeImages | None = None) -> None:
         self.kube = kube
         self.events: list[Event] = []
         self.reconciler = RoleReconciler(
-            kube, RoleReader(kube), "pause:test", self._post, FakeClock(kube.now)
+            kube, RoleReader(kube), "pause:test", self._post, FakeClock(kube.now), node_images
         )
 
     def _post(self, obj: Any, type_: str, reason: str, message: str) -> None:
@@ -94,6 +95,55 @@ def test_a_tag_is_pinned_through_a_resolver_pod_before_any_instance_exists() -> 
     assert deployment is not None
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == DIGEST_IMAGE
     assert "ImagePinned" in op.reasons()
+
+
+def node_holding(name: str, labels: dict[str, str], *names: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": labels}, "status": {"images": [{"names": list(names)}]}}
+
+
+def test_a_tag_every_node_holds_under_one_digest_is_pinned_with_no_resolver_pod() -> None:
+    kube = FakeKube()
+    put_role(kube, image="localhost/vmrole-test/web:1", endpoints=ENDPOINTS, autoStart=CHECKS)
+    nodes = NodeImages()
+    nodes.node_changed(node_holding("n1", {}, DIGEST_IMAGE, "localhost/vmrole-test/web:1"))
+    op = Operator(kube, nodes)
+    op.run()
+    assert kube.count("create", "pods") == 0
+    status = stored_role(kube)["status"]
+    assert (status["image"], status["specImage"]) == (DIGEST_IMAGE, "localhost/vmrole-test/web:1")
+    deployment = kube.stored(DEPLOYMENTS, "ns", "web")
+    assert deployment is not None
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == DIGEST_IMAGE
+    assert op.reasons().count("ImagePinned") == 1
+    assert "ResolvingImage" not in op.reasons()
+    op.run()  # pinned: the nodes are not asked again, and nothing is written twice
+    assert op.reasons().count("ImagePinned") == 1
+
+
+def test_a_resolver_pod_left_from_before_goes_once_the_nodes_settle_the_tag() -> None:
+    kube = FakeKube()
+    put_role(kube, image="localhost/vmrole-test/web:1", endpoints=ENDPOINTS, autoStart=CHECKS)
+    nodes = NodeImages()
+    op = Operator(kube, nodes)
+    op.run()  # no node holds the tag yet: a resolver pod
+    [resolver] = [o for (_, plural, _, _), o in kube.objects.items() if plural == "pods"]
+    nodes.node_changed(node_holding("n1", {}, DIGEST_IMAGE, "localhost/vmrole-test/web:1"))
+    op.run()
+    assert stored_role(kube)["status"]["image"] == DIGEST_IMAGE
+    assert kube.stored(PODS, "ns", resolver["metadata"]["name"]) is None
+
+
+def test_nodes_that_disagree_on_a_tag_leave_it_to_a_resolver_pod() -> None:
+    kube = FakeKube()
+    put_role(kube, image="localhost/vmrole-test/web:1", endpoints=ENDPOINTS, autoStart=CHECKS)
+    nodes = NodeImages()
+    other = "localhost/vmrole-test/web@sha256:" + "c" * 64
+    nodes.node_changed(node_holding("n1", {}, DIGEST_IMAGE, "localhost/vmrole-test/web:1"))
+    nodes.node_changed(node_holding("n2", {}, other, "localhost/vmrole-test/web:1"))
+    op = Operator(kube, nodes)
+    op.run()
+    assert kube.count("create", "pods") == 1
+    assert kube.stored(DEPLOYMENTS, "ns", "web") is None
 
 
 def test_a_run_with_nothing_changed_writes_nothing_even_after_a_restart() -> None:
