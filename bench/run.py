@@ -33,7 +33,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="where JSON and plots go")
     p.add_argument("--instances", type=int, default=3, help="instances of the reimage/dropped/apply roles")
     p.add_argument("--reimage-trials", type=int, default=20)
-    p.add_argument("--apply-trials", type=int, default=10)
+    p.add_argument("--apply-trials", type=int, default=20)
     p.add_argument("--busy-trials", type=int, default=10)
     p.add_argument("--dropped-replacements", type=int, default=10)
     p.add_argument("--dropped-rounds", type=int, default=2, help="alternating windows per arm")
