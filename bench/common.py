@@ -47,6 +47,13 @@ def bench_operator(log: Path, run: str, namespaces: str) -> Any:
     return OperatorProcess(log, namespaces=namespaces, webhook=webhook)
 
 
+def stop_bench_operator(operator: Any) -> None:
+    """Stops it and removes the MutatingWebhookConfiguration it kept: the operator leaves it in
+    place on purpose (failurePolicy Ignore), but a benchmark's operator never comes back."""
+    operator.stop()
+    kubectl("delete", "mutatingwebhookconfiguration", operator.webhook[0], "--ignore-not-found")
+
+
 # ---- statistics ----------------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from tests.support.operator_process import OperatorProcess
 
 from . import apply, busy, dropped, reimage, report, scale
-from .common import CLUSTER_DIR, REPO, Kube, bench_operator, kubectl, run_id
+from .common import CLUSTER_DIR, REPO, Kube, bench_operator, kubectl, run_id, stop_bench_operator
 from .pair import Pair
 
 BENCHMARKS = ("reimage", "busy", "dropped", "apply", "scale")
@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     guard=watchdog,
                 )
         finally:
-            operator.stop()
+            stop_bench_operator(operator)
             for namespace in namespaces:
                 kube.delete_namespace(namespace)
     if "scale" in args.only:

@@ -42,6 +42,7 @@ from .common import (
     proc_cpu_seconds,
     proc_status_kib,
     ratio,
+    stop_bench_operator,
     wait_for,
     web_digest_image,
 )
@@ -335,7 +336,7 @@ def run_operator(
         if restart:
             result.update(_restart(operator, audit, namespace, roles, timeout, quiet_s))
     finally:
-        operator.stop()
+        stop_bench_operator(operator)
         kube.delete_namespace(namespace)
     return result
 

@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 ROLE = (c.GROUP, c.VERSION, c.PLURAL)
 WORKER_THREADS = 8  # blocking API calls in flight at once (kopf's sync handlers and role work)
+WORKER_IDLE_S = 0.5  # kopf's per-object worker exits after this long without events (kopf: 5 s)
 
 
 def _kube_api() -> KubeApi:
@@ -70,6 +71,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
     settings.execution.max_workers = WORKER_THREADS
+    # A per-object worker keeps the last watch event it handled (a parsed pod is ~23 KB) until it
+    # exits; kopf's 5 s kept one per object alive through a burst of starts (docs/design.md).
+    settings.queueing.idle_timeout = WORKER_IDLE_S
     # Events say they come from the operator, not from "kopf".
     settings.posting.reporting_component = c.MANAGED_BY
     settings.posting.reporting_instance = os.environ.get("HOSTNAME", c.MANAGED_BY)

@@ -33,11 +33,7 @@ def _split_domain(name: str) -> tuple[str, str]:
 
 def canonical_name(image: str) -> str:
     """`image`'s repository as the runtime reports it: `busybox:1` -> `docker.io/library/busybox`."""
-    name = image.split("@", 1)[0]
-    last_slash, last_colon = name.rfind("/"), name.rfind(":")
-    if last_colon > last_slash:
-        name = name[:last_colon]
-    domain, path = _split_domain(name)
+    domain, path = _split_domain(repository_of(image))
     if domain == DEFAULT_DOMAIN and "/" not in path:
         path = f"{OFFICIAL_NAMESPACE}/{path}"
     return f"{domain}/{path}"
@@ -45,10 +41,8 @@ def canonical_name(image: str) -> str:
 
 def canonical_tag(image: str) -> str:
     """`image` (a tag reference) as the runtime lists it: `busybox` -> `docker.io/library/busybox:latest`."""
-    name = image.split("@", 1)[0]
-    last_slash, last_colon = name.rfind("/"), name.rfind(":")
-    tag = name[last_colon + 1 :] if last_colon > last_slash else DEFAULT_TAG
-    return f"{canonical_name(image)}:{tag}"
+    tag = image.split("@", 1)[0][len(repository_of(image)) + 1 :]
+    return f"{canonical_name(image)}:{tag or DEFAULT_TAG}"
 
 
 def tagged_digests(node: Mapping[str, Any]) -> dict[str, frozenset[str]]:
