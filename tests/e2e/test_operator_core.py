@@ -293,3 +293,30 @@ def test_restricted_namespace_admits_the_instances(kube: Kube, namespace: str) -
                 "spec": {"containers": [{"name": "c", "image": pod["spec"]["containers"][0]["image"]}]},
             },
         )
+
+
+def test_a_tag_the_nodes_hold_is_pinned_from_their_image_lists_with_no_resolver_pod(
+    kube: Kube, namespace: str
+) -> None:
+    tag = "localhost/vmrole-test/web:1"
+    held = {
+        name.split("@", 1)[1]
+        for node in kube.core.list_node().items
+        for image in node.status.images or []
+        if tag in (image.names or [])
+        for name in image.names or []
+        if name.startswith("localhost/vmrole-test/web@sha256:")
+    }
+    if len(held) != 1:
+        pytest.skip(f"the nodes do not list {tag} under one digest: {held}")
+    create_role(kube, namespace, role_manifest(image=tag))
+    role = wait_available(kube, namespace, "web", ready=1)
+    assert role["status"]["image"] == f"localhost/vmrole-test/web@{held.pop()}"
+
+    def reasons() -> dict[str, str]:
+        events = kube.core.list_namespaced_event(namespace, field_selector="involvedObject.name=web").items
+        return {e.reason: e.message or "" for e in events}
+
+    kube.wait_for(lambda: "ImagePinned" in reasons(), 30, "the ImagePinned Event")
+    assert reasons()["ImagePinned"].endswith("(the digest its nodes hold)")
+    assert "ResolvingImage" not in reasons()
